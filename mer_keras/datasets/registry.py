@@ -1,0 +1,40 @@
+"""Which loader reads which folder: by name, or recognised from the folder's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mer_keras.datasets.clip import DatasetError
+from mer_keras.datasets.smic import find_modality_folder, load_smic
+
+# name -> (loader, layout test). Loaders take the root folder as their first argument.
+LOADERS = {
+    "smic": (load_smic, lambda root: _finds(find_modality_folder, root)),
+}
+
+
+def _finds(finder, root) -> bool:
+    try:
+        finder(root)
+        return True
+    except DatasetError:
+        return False
+
+
+def detect_dataset(root) -> str:
+    """The name of the dataset whose layout ``root`` has; an error lists what was tried."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found.")
+    for name, (_, recognises) in LOADERS.items():
+        if recognises(root):
+            return name
+    raise DatasetError(f"{root}: not a known dataset layout (tried {', '.join(LOADERS)}).")
+
+
+def load_dataset(root, dataset="auto", **options) -> list:
+    """Clips of ``root`` read by the loader named ``dataset`` (``"auto"``: recognised from layout)."""
+    name = detect_dataset(root) if dataset == "auto" else dataset
+    if name not in LOADERS:
+        raise ValueError(f"`dataset` must be 'auto' or one of {list(LOADERS)}. Received: {dataset!r}")
+    return LOADERS[name][0](root, **options)
