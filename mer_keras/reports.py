@@ -1,0 +1,251 @@
+"""Writing a run's results: JSON, predictions CSV, figures, results.md and the console summary.
+
+Every write is atomic: the bytes go to a hidden temporary file in the target's folder, then
+``os.replace`` puts it in place, so a crash or a serialisation error never leaves a half
+written or emptied result behind (an existing file stays as it was).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mer_keras.plots import confusion_figure, curves_figure
+
+# Accuracy the paper reports on SMIC-HS, 4 classes (negative, positive, surprise, non-micro).
+PAPER_TABLE3 = [  # pattern, f_N, data number, score
+    ("3-Layer-LSTM", 13, 11276, 0.5758),
+    ("3-Layer-LSTM", 15, 9114, 0.5607),
+    ("Bi-LSTM", 13, 11276, 0.6060),
+    ("Bi-LSTM", 15, 9114, 0.4607),
+]
+PAPER_TABLE4 = [  # method, accuracy
+    ("VGGFace2 (Exp-I)", 0.302),
+    ("VGGFace2+LSTM (Exp-II)", 0.5909),
+    ("VGGFace2+Bi-LSTM (Exp-III)", 0.6006),
+]
+_SUMMARY_KEYS = ("accuracy", "uf1", "uar", "n", "classes", "per_class", "confusion",
+                 "n_folds", "fold_mean", "fold_std", "folds")
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Atomically replace ``path`` (parent folders created) with ``data``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path, text: str) -> Path:
+    """Atomically write ``text`` as UTF-8."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(obj, where="obj"):
+    """Plain JSON types from numpy scalars/arrays, paths and tuples; NaN/inf become null."""
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    elif isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, Mapping):
+        return {str(k.item() if isinstance(k, np.generic) else k): _jsonable(v, f"{where}[{k!r}]")
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"Cannot write {where} to JSON. Received: {type(obj).__name__} {obj!r}")
+
+
+def write_json(path, obj) -> Path:
+    """Atomically write ``obj`` as indented JSON, keys in insertion order (see ``_jsonable``)."""
+    return write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path):
+    """Load a JSON file; a malformed one raises ValueError naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+
+
+def write_predictions_csv(path, rows: Sequence[Mapping], classes) -> Path:
+    """One line per clip: clip, subject, true, predicted, ``p_<class>`` per class, then extras.
+
+    Each row needs ``clip``, ``subject``, ``true``, ``predicted`` and ``probs`` (one
+    probability per class, in ``classes`` order); any other keys become extra columns.
+    """
+    classes = [str(c) for c in classes]
+    fixed = ["clip", "subject", "true", "predicted"]
+    prob_cols = [f"p_{c}" for c in classes]
+    extras, lines = {}, []
+    for i, row in enumerate(rows):
+        missing = [k for k in fixed + ["probs"] if k not in row]
+        if missing:
+            raise ValueError(f"Prediction row {i} lacks {missing}. Received keys: {list(row)}")
+        probs = np.asarray(row["probs"], dtype=float).ravel()
+        if probs.size != len(classes):
+            raise ValueError(
+                f"Prediction row {i} needs {len(classes)} probabilities for {classes}. Received: {probs.size}"
+            )
+        for key in ("true", "predicted"):
+            if str(row[key]) not in classes:
+                raise ValueError(f"Prediction row {i}: {key} label not in {classes}. Received: {row[key]!r}")
+        line = {k: str(row[k]) for k in fixed} | dict(zip(prob_cols, map(float, probs)))
+        for key in row:
+            if key not in fixed and key != "probs":
+                extras[key] = None
+                line[key] = row[key]
+        lines.append(line)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fixed + prob_cols + list(extras), restval="",
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(lines)
+    return write_text(path, buffer.getvalue())
+
+
+def _save_figure(path, fig) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return write_bytes(path, buffer.getvalue())
+
+
+def plot_confusion(path, confusion, classes, title: str = "") -> Path:
+    """confusion.png like the paper's Figure 3: counts and row-normalised % per cell."""
+    return _save_figure(path, confusion_figure(confusion, classes, title))
+
+
+def plot_curves(path, histories: Mapping) -> Path:
+    """curves.png: loss and accuracy per epoch for each fold, train and validation."""
+    return _save_figure(path, curves_figure(histories))
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.2f} %"
+
+
+def _mean_std(summary, key) -> str:
+    return f"{100 * summary['fold_mean'][key]:.2f} ± {100 * summary['fold_std'][key]:.2f} %"
+
+
+def _row(*cells) -> str:
+    return "| " + " | ".join("—" if c is None else str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _table(header, rows) -> list[str]:
+    return [_row(*header), _row(*["---"] * len(header))] + [_row(*r) for r in rows]
+
+
+def _check_summary(summary) -> None:
+    missing = [k for k in _SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise ValueError(
+            f"summary must come from metrics.summarize_folds; it lacks {missing}. "
+            f"Received keys: {list(summary)}"
+        )
+
+
+def results_markdown(summary, *, experiment, pattern, n, data_number, method_name, dataset,
+                     protocol, extra_rows=None) -> str:
+    """results.md: tables shaped like the paper's Tables 3 and 4, per class, confusion, per fold.
+
+    ``n`` is f_N (frames per window, None for Exp-I); ``data_number`` the training windows
+    or frames (the paper's "Data Number"). ``extra_rows`` are further Table 3 rows, e.g.
+    other f_N from a sweep: mappings with ``pattern``, ``n``, ``data_number``, ``accuracy``.
+    """
+    _check_summary(summary)
+    classes = [str(c) for c in summary["classes"]]
+    folds = summary["n_folds"]
+    t3 = [(pattern, n, data_number, _pct(summary["accuracy"]), "this run, pooled accuracy")]
+    for i, extra in enumerate(extra_rows or []):
+        missing = [k for k in ("pattern", "n", "data_number", "accuracy") if k not in extra]
+        if missing:
+            raise ValueError(f"extra_rows[{i}] lacks {missing}. Received keys: {list(extra)}")
+        t3.append((extra["pattern"], extra["n"], extra["data_number"], _pct(extra["accuracy"]),
+                   extra.get("source", "this study")))
+    t3 += [(p, fn, dn, _pct(s), "paper, Table 3") for p, fn, dn, s in PAPER_TABLE3]
+    t4 = [(method_name, *(_pct(summary[k]) for k in ("accuracy", "uf1", "uar")), "this run, pooled"),
+          (method_name, *(_mean_std(summary, k) for k in ("accuracy", "uf1", "uar")),
+           f"this run, mean ± std over {folds} folds")]
+    t4 += [(m, _pct(a), None, None, "paper, Table 4") for m, a in PAPER_TABLE4]
+    per_class = [(c, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1"]), v["support"])
+                 for c, v in summary["per_class"].items()]
+    confusion = [(c, *row) for c, row in zip(classes, summary["confusion"])]
+    per_fold = [(f.get("fold", i + 1), f.get("n"), _pct(f["accuracy"]), _pct(f["uf1"]), _pct(f["uar"]))
+                for i, f in enumerate(summary["folds"])]
+    lines = [
+        f"# Results: {experiment}, {method_name}",
+        "",
+        f"Dataset: {dataset}. Protocol: {protocol}. Clips: {summary['n']}. Classes: {', '.join(classes)}.",
+        "",
+        "Clip-level scores. *Pooled*: over the predictions of all folds together (MEGC2019 UF1 and "
+        f"UAR). *Mean ± std*: over the {folds} folds, population std (ddof=0); a fold missing a class "
+        "averages UF1/UAR over the classes defined in it.",
+        "",
+        "## Table 3 shape: sequence length",
+        "",
+        *_table(("Pattern", "f_N", "Data Number", "Score", "Source"), t3),
+        "",
+        "## Table 4 shape: methods",
+        "",
+        *_table(("Method", "Accuracy", "UF1", "UAR", "Source"), t4),
+        "",
+        "The paper's figures are for SMIC-HS with 4 classes (negative, positive, surprise, "
+        "non-micro) and 5-fold subject-wise cross-validation, accuracy only; they compare with "
+        "ours only on that dataset and protocol. The paper is inconsistent with itself: Table 3 "
+        "gives 57.58 % (LSTM) and 60.60 % (Bi-LSTM) at N=13, Table 4 gives 59.09 % and 60.06 % "
+        "for the same models. Both are listed.",
+        "",
+        "## Per class (pooled)",
+        "",
+        *_table(("Class", "Precision", "Recall", "F1", "Support"), per_class),
+        "",
+        "## Confusion matrix (pooled; rows = true, columns = predicted)",
+        "",
+        *_table(("true \\ predicted", *classes), confusion),
+        "",
+        "## Per fold",
+        "",
+        *_table(("Fold", "Clips", "Accuracy", "UF1", "UAR"), per_fold),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def results_text(summary) -> str:
+    """A few lines for the console at the end of a run."""
+    _check_summary(summary)
+    scores = ("accuracy", "uf1", "uar")
+    names = {"accuracy": "accuracy", "uf1": "UF1", "uar": "UAR"}
+    f1 = ", ".join(f"{c} {_pct(v['f1'])}" for c, v in summary["per_class"].items())
+    return "\n".join([
+        f"Pooled over {summary['n_folds']} folds, {summary['n']} clips: "
+        + ", ".join(f"{names[k]} {_pct(summary[k])}" for k in scores),
+        "Per-fold mean ± std (ddof=0): " + ", ".join(f"{names[k]} {_mean_std(summary, k)}" for k in scores),
+        f"Per-class F1: {f1}",
+    ])
