@@ -1,0 +1,106 @@
+"""The command line shared by ``experiments/exp1.py``, ``exp2.py`` and ``exp3.py``."""
+
+from __future__ import annotations
+
+import argparse
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+SHORT_CLIP_POLICIES = ("interpolate", "repeat", "drop")
+
+DESCRIPTIONS = {
+    "exp1": "Exp-I: VGGFace2 ResNet-50 frame classifier (fc1-fc3) on single frames.",
+    "exp2": "Exp-II: VGGFace2 ResNet-50 (TimeDistributed) + 3-layer LSTM on windows of N frames.",
+    "exp3": "Exp-III: VGGFace2 ResNet-50 (TimeDistributed) + Bi-LSTM on windows of N frames.",
+}
+
+
+def _units(text: str) -> tuple:
+    try:
+        units = tuple(int(u) for u in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
+    return units
+
+
+def build_parser(experiment: str) -> argparse.ArgumentParser:
+    """The argument parser of one experiment; every option says what it does."""
+    frame_level = experiment == "exp1"
+    p = argparse.ArgumentParser(
+        prog=f"python -m experiments.{experiment}", description=DESCRIPTIONS[experiment],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--data", default="synthetic",
+                      help="dataset folder, or 'synthetic' for the built-in synthetic SMIC-like dataset")
+    data.add_argument("--dataset", default="auto",
+                      help="which loader reads --data: smic, or auto (recognised from the folder layout)")
+    data.add_argument("--n", type=int, default=13,
+                      help="window length N in frames (Exp-II/III; the paper tried 11-17, best 13)")
+    data.add_argument("--short-clips", choices=SHORT_CLIP_POLICIES, default="interpolate",
+                      help="clips shorter than N: interpolate linearly up to N frames, repeat frames, or drop")
+    data.add_argument("--image-size", type=int, default=None,
+                      help="frames are resized to this square size (default: 224, the paper's; 112 on synthetic)")
+    data.add_argument("--synthetic-subjects", type=int, default=16,
+                      help="subjects of the synthetic dataset (SMIC-HS has 16)")
+    data.add_argument("--flip", action=argparse.BooleanOptionalAction, default=frame_level,
+                      help="horizontal-flip augmentation (a cached variant per window/frame)")
+    data.add_argument("--rotation", type=float, default=8.0 if frame_level else 0.0,
+                      help="rotation augmentation angle in degrees, +/- (0: off)")
+    data.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
+                      help="resample training windows/frames so every class has about as many as the largest")
+
+    proto = p.add_argument_group("protocol")
+    proto.add_argument("--protocol", choices=("kfold", "loso"), default="kfold",
+                       help="subject-wise k-fold (the paper's) or leave-one-subject-out")
+    proto.add_argument("--folds", type=int, default=5, help="number of folds for --protocol kfold")
+    proto.add_argument("--validation-fraction", type=float, default=0.2,
+                       help="share of each fold's TRAINING subjects held out to select the checkpoint")
+    proto.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
+                       help="after cross-validation, train one model on all subjects and export it")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--weights", default="auto",
+                       help="backbone weights: auto, vggface2, none (random) or a path to a keras-vggface .h5 "
+                            "file; auto = vggface2 if found or downloadable, else random on synthetic data only")
+    model.add_argument("--retrain-from", default="none",
+                       help="first backbone layer to retrain (l_s), e.g. conv5_1_1x1_reduce; none = "
+                            "whole backbone frozen")
+    model.add_argument("--backbone", choices=("resnet50", "tiny"), default="resnet50",
+                       help="tiny = a 1-block-per-stage, 1/16-width ResNet for quick checks (random weights)")
+    if frame_level:
+        model.add_argument("--fc-units", type=_units, default=(512, 128),
+                           help="sizes of fc1,fc2 (fc3 is the softmax classifier)")
+    else:
+        model.add_argument("--lstm-units", type=_units, default=(512, 256, 128),
+                           help="sizes of the stacked LSTM layers (Exp-II)")
+        model.add_argument("--bilstm-units", type=int, default=256, help="units per direction (Exp-III)")
+    model.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
+
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=15 if frame_level else 30, help="epochs per fold")
+    train.add_argument("--batch-size", type=int, default=32, help="batch size")
+    train.add_argument("--lr", type=float, default=1e-4 if frame_level else 3e-4,
+                       help="Adam learning rate")
+    train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+                       help="stop after this many epochs without validation improvement (0: off)")
+    train.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto = mixed_float16 on a GPU, float32 on CPU")
+    train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
+    train.add_argument("--out", default=None, help="run folder (default runs/<exp>-n<N>-<time>)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out: finished folds are kept, a killed fold continues")
+    train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
+    return p
+
+
+def parse_args(experiment: str, argv=None) -> argparse.Namespace:
+    parser = build_parser(experiment)
+    args = parser.parse_args(argv)
+    args.experiment = experiment
+    if args.n < 1:
+        parser.error(f"--n must be >= 1, got {args.n}")
+    if args.resume and not args.out:
+        parser.error("--resume needs --out DIR, the run folder to continue")
+    return args

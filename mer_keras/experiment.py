@@ -1,0 +1,165 @@
+"""One experiment run, start to finish: data -> folds -> cached features -> training -> results.
+
+Used by ``experiments/exp1.py``, ``exp2.py`` and ``exp3.py``; everything a run did is written
+to its folder (see ``write_config``), and a killed run continues with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mer_keras import metrics, reports
+from mer_keras.backbone import VGGFacePreprocess, split_backbone
+from mer_keras.datasets import load_dataset
+from mer_keras.datasets.short_clips import apply_policy, timeline
+from mer_keras.models import EXPERIMENT_KIND, build_model
+from mer_keras.pipeline.augment import variant_names
+from mer_keras.pipeline.cache import compute_features
+from mer_keras.pipeline.tfdata import make_dataset
+from mer_keras.pipeline.windows import build_frame_table, window_set
+from mer_keras.protocols import carve_validation, loso, subject_kfold
+from mer_keras.provenance import deviations, resolve_backbone, resolve_precision, versions
+from mer_keras.training import compile_model, fit
+
+log = logging.getLogger("mer_keras")
+
+CLASS_ORDER = ("negative", "positive", "surprise", "non_micro")
+PATTERN = {"frame": "VGGFace2 (frames)", "lstm": "3-Layer-LSTM", "bilstm": "Bi-LSTM"}
+
+
+def class_names(clips) -> list:
+    """Labels in the paper's order where known, any others after them alphabetically."""
+    labels = {c.label for c in clips}
+    return [c for c in CLASS_ORDER if c in labels] + sorted(labels - set(CLASS_ORDER))
+
+
+def prepare_out_dir(options) -> Path:
+    """The run folder: new unless ``--resume``; an existing run is never overwritten."""
+    if options.out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        options.out = str(Path("runs") / f"{options.experiment}-n{options.n}-{stamp}")
+    out = Path(options.out)
+    if options.resume:
+        previous = out / "config.json"
+        if not previous.exists():
+            raise FileNotFoundError(f"{previous}: no run to resume in {out}.")
+        _check_same_run(reports.read_json(previous)["options"], vars(options), previous)
+    elif out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+_RUN_DEFINING = ("experiment", "data", "dataset", "n", "short_clips", "image_size", "protocol", "folds",
+                 "seed", "weights", "retrain_from", "backbone", "flip", "rotation", "balance")
+
+
+def _check_same_run(before: dict, now: dict, path) -> None:
+    changed = [f"--{k.replace('_', '-')} {before.get(k)!r} -> {now.get(k)!r}"
+               for k in _RUN_DEFINING if before.get(k) != now.get(k)]
+    if changed:
+        raise ValueError(f"{path}: --resume with options that change the run: {'; '.join(changed)}.")
+
+
+def load_clips(options):
+    """Clips of ``--data`` and whether they are the built-in synthetic dataset."""
+    if options.data == "synthetic":
+        from mer_keras.datasets.synthetic import ensure_synthetic_smic
+
+        root = ensure_synthetic_smic(seed=0, subjects=options.synthetic_subjects)
+        return load_dataset(root, "smic"), True, str(root)
+    return load_dataset(options.data, options.dataset), False, str(options.data)
+
+
+def make_folds(clips, options):
+    if options.protocol == "loso":
+        return loso(clips, seed=options.seed, validation_fraction=options.validation_fraction)
+    return subject_kfold(clips, k=options.folds, seed=options.seed,
+                         validation_fraction=options.validation_fraction)
+
+
+def frame_encoder(prefix, size) -> keras.Model:
+    """Raw RGB frames in, frozen-prefix features out: what the cache stores."""
+    inputs = keras.Input((size, size, 3), name="rgb_frames")
+    return keras.Model(inputs, prefix(VGGFacePreprocess(name="vggface_preprocess")(inputs)))
+
+
+class Run:
+    """The state shared by every fold of one run: clips, frame table, cached features, suffix."""
+
+    def __init__(self, options):
+        self.options = options
+        self.kind = EXPERIMENT_KIND[options.experiment]
+        self.n = 1 if self.kind == "frame" else options.n
+        self.out = prepare_out_dir(options)
+        keras.utils.set_random_seed(options.seed)
+        self.precision = resolve_precision(options.precision)
+        keras.mixed_precision.set_global_policy(self.precision)
+        clips, self.synthetic, self.data_root = load_clips(options)
+        if options.image_size is None:
+            options.image_size = 112 if self.synthetic else 224
+        self.size = options.image_size
+        self.classes = class_names(clips)
+        if self.n > 1:
+            self.planned, self.short_report = apply_policy(clips, self.n, options.short_clips)
+        else:
+            self.planned = [(c, timeline(len(c), 1)) for c in clips]
+            self.short_report = {"policy": "not applicable (frame level)", "shorter_than_n": 0}
+        self.clips = [c for c, _ in self.planned]
+        self.folds = make_folds(self.clips, options)
+        self.backbone, self.weights = resolve_backbone(options, self.size, self.synthetic)
+        prefix, self.suffix = split_backbone(self.backbone, options.retrain_from)
+        self.table = build_frame_table(self.planned)
+        self.variants = variant_names(options.flip, options.rotation)
+        started = time.perf_counter()
+        features = compute_features(frame_encoder(prefix, self.size), self.table, self.size,
+                                    self.variants, batch_size=32, progress=options.verbose > 0)
+        self.cache_seconds = time.perf_counter() - started
+        self.frame_shape = features.shape[2:]
+        self.features = tf.constant(features)
+        del features
+
+    def windows(self, clips):
+        return window_set(clips, self.table, self.n, self.classes)
+
+    def new_model(self) -> keras.Model:
+        """A fresh head (and fresh copy of the trainable suffix) on cached features."""
+        o = self.options
+        encoder = None
+        if self.suffix is not None:
+            encoder = keras.models.clone_model(self.suffix)
+            encoder.set_weights(self.suffix.get_weights())
+        sizes = {"fc_units": o.fc_units} if self.kind == "frame" else {
+            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units}
+        model = build_model(self.kind, len(self.classes), self.frame_shape, self.n, encoder,
+                            dropout=o.dropout, **sizes)
+        return compile_model(model, o.lr)
+
+    def dataset(self, windows, training: bool, seed: int = 0):
+        return make_dataset(self.features, windows, len(self.classes), self.options.batch_size,
+                            training=training, seed=seed, balance=self.options.balance,
+                            squeeze_time=self.kind == "frame")
+
+    def train(self, train_clips, validation_clips, folder, seed: int):
+        """Fit a new model on ``train_clips``; checkpoint chosen on ``validation_clips``."""
+        train_data, samples = self.dataset(self.windows(train_clips), True, seed)
+        validation = self.dataset(self.windows(validation_clips), False)[0] if validation_clips else None
+        model = self.new_model()
+        history = fit(model, train_data, validation, folder, epochs=self.options.epochs,
+                      early_stopping=self.options.early_stopping, verbose=self.options.verbose)
+        return model, history, samples
+
+    def predict(self, model, clips):
+        """Clip probabilities: the mean of the probabilities of the clip's windows."""
+        windows = self.windows(clips)
+        probs = model.predict(self.dataset(windows, False)[0], verbose=0)
+        keys = [clips[i].key for i in windows.clip_index]
+        clip_keys, clip_probs = metrics.aggregate_windows(probs, keys)
+        by_key = {c.key: c for c in clips}
+        return [by_key[k] for k in clip_keys], clip_probs

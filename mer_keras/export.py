@@ -1,0 +1,63 @@
+"""The deployable model: whole backbone + trained head, raw RGB frames in, probabilities out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mer_keras import reports
+from mer_keras.backbone import VGGFacePreprocess
+from mer_keras.models import build_model, copy_weights_by_name
+from mer_keras.pipeline.cache import load_frame
+
+
+def inference_model(run, trained: keras.Model) -> keras.Model:
+    """``trained`` (on cached features) rebuilt on the full backbone, weights copied by name."""
+    size = run.size
+    frames = keras.Input((size, size, 3), name="rgb_frames")
+    encoder = keras.Model(frames, run.backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
+                          name="frame_encoder_model")
+    o = run.options
+    sizes = {"fc_units": o.fc_units} if run.kind == "frame" else {
+        "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units}
+    model = build_model(run.kind, len(run.classes), (size, size, 3), run.n, encoder,
+                        dropout=o.dropout, name=f"mer_{o.experiment}", **sizes)
+    copy_weights_by_name(trained, model)
+    return model
+
+
+def sample_inputs(run, clips, count=4) -> np.ndarray:
+    """Raw float32 frames of the first window of up to ``count`` clips, as the model takes them."""
+    samples = []
+    for clip in clips[:count]:
+        rows = run.table.clip_rows[clip.key][: run.n]
+        frames = np.stack([load_frame(run.table.frames[r], run.size) for r in rows])
+        samples.append(frames[0] if run.kind == "frame" else frames)
+    return np.stack(samples).astype(np.float32)
+
+
+def save_and_export(model: keras.Model, folder, samples: np.ndarray) -> dict:
+    """``model.keras`` plus a SavedModel, and how closely the SavedModel answers like the .keras file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keras_path, saved_path = folder / "model.keras", folder / "saved_model"
+    model.save(keras_path)
+    model.export(str(saved_path), verbose=False)
+    reloaded = keras.saving.load_model(keras_path)
+    expected = np.asarray(reloaded.predict(samples, verbose=0), np.float32)
+    serving = tf.saved_model.load(str(saved_path)).signatures["serving_default"]
+    answered = serving(tf.constant(samples))
+    answered = np.asarray(next(iter(answered.values())), np.float32)
+    check = {
+        "keras": str(keras_path), "saved_model": str(saved_path),
+        "signature": "serving_default", "input_shape": [None, *samples.shape[1:]],
+        "samples": int(len(samples)),
+        "max_abs_difference": float(np.max(np.abs(expected - answered))),
+        "original_vs_reloaded_keras": float(np.max(np.abs(
+            np.asarray(model.predict(samples, verbose=0), np.float32) - expected))),
+    }
+    reports.write_json(folder / "export.json", check)
+    return check

@@ -1,0 +1,99 @@
+"""The paper's three models as Keras functional graphs: frame classifier, 3-layer LSTM, Bi-LSTM.
+
+Each is built around a per-frame ``encoder``: either the whole backbone with preprocessing (the
+exported model, raw RGB frames in) or only its trainable suffix, or nothing, when training on
+cached features of the frozen prefix. Head layers carry fixed names so trained weights move
+between the two by name.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+KINDS = ("frame", "lstm", "bilstm")
+EXPERIMENT_KIND = {"exp1": "frame", "exp2": "lstm", "exp3": "bilstm"}
+
+
+@keras.saving.register_keras_serializable(package="mer_keras")
+class FramewiseTimeDistributed(layers.TimeDistributed):
+    """TimeDistributed that folds time into the batch: one call of the inner layer on ``(B*T, ...)``.
+
+    Same result as Keras's TimeDistributed, which on Keras 3 loops over timesteps in Python
+    (slower first call, more memory; see DESIGN.md).
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        batch, steps = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        folded = ops.reshape(inputs, (-1, *inputs.shape[2:]))
+        outputs = self.layer(folded, training=training)
+        return ops.reshape(outputs, (batch, steps, *outputs.shape[1:]))
+
+
+def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, encoder=None, *,
+                fc_units=(512, 128), lstm_units=(512, 256, 128), bilstm_units=256,
+                dropout=0.3, name=None) -> keras.Model:
+    """A frame (``kind="frame"``) or clip (``"lstm"``, ``"bilstm"``) classifier.
+
+    ``frame_shape`` is one frame's input (raw ``(H, W, 3)`` or cached features); clip models take
+    ``(n, *frame_shape)``. The softmax runs in float32 under mixed precision.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+    if kind != "frame" and (n is None or n < 1):
+        raise ValueError(f"Clip models need a window length `n` >= 1. Received: n={n}")
+    frame_shape = tuple(frame_shape)
+    if kind == "frame":
+        inputs = keras.Input(frame_shape, name="frames")
+        x = encoder(inputs) if encoder is not None else inputs
+        for i, units in enumerate(fc_units, start=1):
+            x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+            x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
+        logits = layers.Dense(num_classes, name=f"fc{len(fc_units) + 1}")(x)
+    else:
+        inputs = keras.Input((n, *frame_shape), name="clips")
+        x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if encoder is not None else inputs
+        if kind == "lstm":
+            for i, units in enumerate(lstm_units, start=1):
+                last = i == len(lstm_units)
+                x = layers.LSTM(units, return_sequences=not last, name=f"lstm{i}")(x)
+        else:
+            x = layers.Bidirectional(layers.LSTM(bilstm_units), name="bilstm")(x)
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+        logits = layers.Dense(num_classes, name="classifier")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model) -> list:
+    """Copy every weighted layer of ``source`` into the same-named layer of ``target``.
+
+    Nested models are searched by name on both sides. Returns the copied layer names; a missing
+    or mis-shaped layer raises naming it.
+    """
+    target_layers = {layer.name: layer for layer in _weighted_layers(target)}
+    copied = []
+    for layer in _weighted_layers(source):
+        if layer.name not in target_layers:
+            raise ValueError(f"Layer {layer.name!r} of {source.name!r} has no counterpart in {target.name!r}.")
+        destination = target_layers[layer.name]
+        weights = layer.get_weights()
+        shapes = [w.shape for w in weights]
+        expected = [tuple(w.shape) for w in destination.weights]
+        if shapes != expected:
+            raise ValueError(f"Layer {layer.name!r}: shapes {shapes} do not match {expected} in {target.name!r}.")
+        destination.set_weights(weights)
+        copied.append(layer.name)
+    return copied
+
+
+def _weighted_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _weighted_layers(layer)
+        elif isinstance(layer, layers.TimeDistributed) and isinstance(layer.layer, keras.Model):
+            yield from _weighted_layers(layer.layer)
+        elif layer.weights:
+            yield layer

@@ -1,0 +1,46 @@
+"""Frozen-prefix features, computed once per distinct frame and variant, shared by all folds.
+
+Frozen layers do not depend on the fold, so their output for every frame of the run is computed
+once, in batches, and windows become index slices into the resulting array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mer_keras.datasets.frames import read_frame
+from mer_keras.pipeline.augment import apply_variant
+
+
+def load_frame(key, size) -> np.ndarray:
+    """The float32 RGB image of a frame-table entry ``(path_a, path_b, t)`` at ``size``."""
+    path_a, path_b, t = key
+    image = read_frame(path_a, size).astype(np.float32)
+    if t:
+        image = (1.0 - t) * image + t * read_frame(path_b, size).astype(np.float32)
+    return image
+
+
+def compute_features(encoder, table, size, variants=("identity",), batch_size=32,
+                     progress=True) -> np.ndarray:
+    """``encoder`` (raw RGB in, features out) on every frame of ``table`` in every variant.
+
+    Returns float32 ``(len(variants), len(table), *feature_shape)``.
+    """
+    if len(table) == 0:
+        raise ValueError("The frame table is empty: no frames to compute features for.")
+    features = None
+    steps = [(v, start) for v in range(len(variants)) for start in range(0, len(table), batch_size)]
+    bar = tqdm(total=len(table) * len(variants), unit="frame", desc="frozen features",
+               disable=not progress)
+    for v, start in steps:
+        keys = table.frames[start:start + batch_size]
+        batch = np.stack([apply_variant(load_frame(k, size), variants[v]) for k in keys])
+        out = np.asarray(encoder.predict_on_batch(batch), dtype=np.float32)
+        if features is None:
+            features = np.empty((len(variants), len(table), *out.shape[1:]), np.float32)
+        features[v, start:start + len(keys)] = out
+        bar.update(len(keys))
+    bar.close()
+    return features

@@ -1,0 +1,81 @@
+"""Fitting one fold with Keras callbacks: checkpoint on validation, backup/restore, logs.
+
+Model selection only ever looks at the validation split carved from the training subjects.
+A killed fit continues where it stopped (BackupAndRestore); the best-so-far validation loss is
+re-read from the CSV log so a resumed checkpoint never overwrites a better one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import keras
+
+CHECKPOINT = "best.weights.h5"
+
+
+def _best_logged(history_csv: Path, monitor: str):
+    if not history_csv.exists():
+        return None
+    with open(history_csv, newline="") as handle:
+        values = [float(row[monitor]) for row in csv.DictReader(handle) if row.get(monitor)]
+    values = [v for v in values if math.isfinite(v)]
+    return min(values) if values else None
+
+
+def compile_model(model: keras.Model, learning_rate: float, jit_compile="auto") -> keras.Model:
+    """Adam and categorical cross-entropy, the paper's training setup."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def fit(model, train_data, validation_data, folder, *, epochs: int, early_stopping: int = 0,
+        verbose=2, tensorboard=True) -> dict:
+    """Train ``model`` in ``folder`` and load the weights selected on ``validation_data``.
+
+    Without validation data the last epoch is kept. Returns the whole history read back from
+    the CSV log (so a resumed fit reports every epoch, not only those after the restart).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "fit.done"
+    if done.exists():  # finished before a restart: reuse, never refit
+        model.load_weights(str(folder / CHECKPOINT))
+        return read_history(folder / "history.csv")
+    monitor = "val_loss" if validation_data is not None else "loss"
+    checkpoint = folder / CHECKPOINT
+    history_csv = folder / "history.csv"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(folder / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoint), monitor=monitor, mode="min", save_best_only=True,
+            save_weights_only=True, initial_value_threshold=_best_logged(history_csv, monitor),
+        ),
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard"), write_graph=False))
+    if early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping))
+    model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks,
+              verbose=verbose)
+    if not checkpoint.exists():  # no epoch improved on a threshold logged before a restart
+        model.save_weights(str(checkpoint))
+    model.load_weights(str(checkpoint))
+    done.write_text("fit finished; weights selected on " + monitor + "\n")
+    return read_history(history_csv)
+
+
+def read_history(history_csv) -> dict:
+    """Columns of a CSVLogger file as lists of floats, keyed by metric name."""
+    with open(history_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    keys = [k for k in (rows[0].keys() if rows else []) if k != "epoch"]
+    return {k: [float(r[k]) if r[k] not in ("", None) else float("nan") for r in rows] for k in keys}
