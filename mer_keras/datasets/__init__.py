@@ -1,8 +1,11 @@
 """Dataset loaders: each turns a folder as users have it on disk into a list of :class:`Clip`."""
 
+from mer_keras.datasets.casme2 import load_casme2
 from mer_keras.datasets.clip import Clip, DatasetError
 from mer_keras.datasets.frames import FrameReadError, list_frames, read_frame, read_frames
+from mer_keras.datasets.megc2019 import MEGC2019_MAPPING, load_megc2019, load_megc2019_folder
 from mer_keras.datasets.registry import LOADERS, detect_dataset, load_dataset
+from mer_keras.datasets.samm import load_samm
 from mer_keras.datasets.smic import load_smic
 
 __all__ = [
@@ -10,9 +13,14 @@ __all__ = [
     "DatasetError",
     "FrameReadError",
     "LOADERS",
+    "MEGC2019_MAPPING",
     "detect_dataset",
     "list_frames",
+    "load_casme2",
     "load_dataset",
+    "load_megc2019",
+    "load_megc2019_folder",
+    "load_samm",
     "load_smic",
     "read_frame",
     "read_frames",

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mer_keras.datasets import casme2, samm
 from mer_keras.datasets.clip import DatasetError
+from mer_keras.datasets.megc2019 import load_megc2019_folder
 from mer_keras.datasets.smic import find_modality_folder, load_smic
 
 # name -> (loader, layout test). Loaders take the root folder as their first argument.
 LOADERS = {
     "smic": (load_smic, lambda root: _finds(find_modality_folder, root)),
+    "casme2": (casme2.load_casme2, lambda root: _finds(casme2.find_release_folder, root)),
+    "samm": (samm.load_samm, lambda root: _finds(samm.find_release_folder, root)),
+    # A folder holding SMIC, CASME II and SAMM side by side; never guessed from a layout
+    # (such a folder is also a SMIC, CASME II and SAMM root): ask for it by name.
+    "megc2019": (load_megc2019_folder, lambda root: False),
 }
 
 
