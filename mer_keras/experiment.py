@@ -68,13 +68,15 @@ def _check_same_run(before: dict, now: dict, path) -> None:
 
 
 def load_clips(options):
-    """Clips of ``--data`` and whether they are the built-in synthetic dataset."""
+    """Clips of ``--data`` and whether they are the built-in synthetic dataset (by its manifest)."""
     if options.data == "synthetic":
         from mer_keras.datasets.synthetic import ensure_synthetic_smic
 
         root = ensure_synthetic_smic(seed=0, subjects=options.synthetic_subjects)
         return load_dataset(root, "smic"), True, str(root)
-    return load_dataset(options.data, options.dataset), False, str(options.data)
+    root = Path(options.data)
+    synthetic = any((root / sub / "synthetic_manifest.json").exists() for sub in ("", "SMIC_all_raw", ".."))
+    return load_dataset(root, options.dataset), synthetic, str(root)
 
 
 def make_folds(clips, options):
@@ -95,6 +97,7 @@ class Run:
 
     def __init__(self, options):
         self.options = options
+        self.callbacks = []  # extra Keras callbacks for every fit (tests use one to kill a run)
         self.kind = EXPERIMENT_KIND[options.experiment]
         self.n = 1 if self.kind == "frame" else options.n
         self.out = prepare_out_dir(options)
@@ -152,7 +155,8 @@ class Run:
         validation = self.dataset(self.windows(validation_clips), False)[0] if validation_clips else None
         model = self.new_model()
         history = fit(model, train_data, validation, folder, epochs=self.options.epochs,
-                      early_stopping=self.options.early_stopping, verbose=self.options.verbose)
+                      early_stopping=self.options.early_stopping, verbose=self.options.verbose,
+                      callbacks=self.callbacks)
         return model, history, samples
 
     def predict(self, model, clips):

@@ -37,7 +37,7 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile="auto") 
 
 
 def fit(model, train_data, validation_data, folder, *, epochs: int, early_stopping: int = 0,
-        verbose=2, tensorboard=True) -> dict:
+        verbose=2, tensorboard=True, callbacks=()) -> dict:
     """Train ``model`` in ``folder`` and load the weights selected on ``validation_data``.
 
     Without validation data the last epoch is kept. Returns the whole history read back from
@@ -52,7 +52,7 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
     monitor = "val_loss" if validation_data is not None else "loss"
     checkpoint = folder / CHECKPOINT
     history_csv = folder / "history.csv"
-    callbacks = [
+    callbacks_extra, callbacks = list(callbacks), [
         keras.callbacks.BackupAndRestore(str(folder / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(checkpoint), monitor=monitor, mode="min", save_best_only=True,
@@ -64,6 +64,7 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
         callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard"), write_graph=False))
     if early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping))
+    callbacks.extend(callbacks_extra)
     model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks,
               verbose=verbose)
     if not checkpoint.exists():  # no epoch improved on a threshold logged before a restart

@@ -1,0 +1,114 @@
+"""Tiny end-to-end runs of the three experiments (tiny images, tiny backbone, few epochs)."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+from mer_keras.cli import parse_args
+from mer_keras.runner import run_experiment
+
+TINY = ["--backbone", "tiny", "--image-size", "32", "--folds", "3", "--epochs", "2",
+        "--batch-size", "16", "--verbose", "0"]
+HEADS = {"exp1": ["--fc-units", "16,8"], "exp2": ["--lstm-units", "16,8,8", "--n", "5"],
+         "exp3": ["--bilstm-units", "8", "--n", "5"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_smic(tmp_path_factory):
+    from mer_keras.datasets.synthetic import make_synthetic_smic
+
+    return make_synthetic_smic(tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32,
+                               clips_scale=0.4, progress=False)
+
+
+def _run(experiment, data, out, *extra):
+    options = parse_args(experiment, ["--data", str(data), "--out", str(out), *TINY, *HEADS[experiment], *extra])
+    return run_experiment(options)
+
+
+@pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3"])
+def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
+    summary = _run(experiment, tiny_smic, tmp_path / "run")
+    out = tmp_path / "run"
+    for name in ("config.json", "results.json", "results.md", "predictions.csv", "confusion.png",
+                 "curves.png", "final/model.keras", "final/saved_model/saved_model.pb"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["weights"]["source"] == "random" and config["options"]["experiment"] == experiment
+    assert config["versions"]["keras"] == keras.__version__
+    assert any("synthetic" in d for d in config["deviations_from_paper"])
+    # the SavedModel answers like model.keras on the same raw frames
+    assert summary["export"]["max_abs_difference"] <= 1e-4
+    expected_input = [None, 32, 32, 3] if experiment == "exp1" else [None, 5, 32, 32, 3]
+    assert summary["export"]["input_shape"] == expected_input
+    # pooled metrics equal scikit-learn's on the same predictions
+    predictions = pd.read_csv(out / "predictions.csv")
+    y_true, y_pred = predictions["true"], predictions["predicted"]
+    classes = config["data"]["classes"]
+    assert summary["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert summary["uf1"] == pytest.approx(f1_score(y_true, y_pred, labels=classes, average="macro"))
+    assert summary["uar"] == pytest.approx(recall_score(y_true, y_pred, labels=classes, average="macro"))
+    assert len(predictions) == config["data"]["clips"]
+
+
+def test_no_test_subject_feeds_training_or_validation(tiny_smic, tmp_path):
+    from mer_keras.experiment import Run
+
+    run = Run(parse_args("exp2", ["--data", str(tiny_smic), "--out", str(tmp_path / "r"), *TINY, "--n", "5"]))
+    for fold in run.folds:
+        test_frames = {f for c in fold.test for f in c.frames}
+        for part in (fold.train, fold.validation):
+            windows = run.windows(part)
+            used = {run.table.frames[r][i] for r in windows.rows.ravel() for i in (0, 1)}
+            assert not used & test_frames
+            assert {part[i].subject for i in windows.clip_index}.isdisjoint(fold.subjects("test"))
+        assert set(fold.subjects("train")).isdisjoint(fold.subjects("validation"))
+
+
+class _KillAt(keras.callbacks.Callback):
+    """Simulates a run killed during epoch 2 of fold 1."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1 and (self.folder / "fold_1" / "history.csv").exists():
+            raise KeyboardInterrupt("killed")
+
+
+def test_killed_run_resumes_without_redoing_finished_folds(tiny_smic, tmp_path, monkeypatch):
+    from mer_keras import experiment
+
+    out = tmp_path / "run"
+    original_init = experiment.Run.__init__
+
+    def init_with_killer(self, options):
+        original_init(self, options)
+        self.callbacks = [_KillAt(out)]
+
+    monkeypatch.setattr(experiment.Run, "__init__", init_with_killer)
+    with pytest.raises(KeyboardInterrupt):
+        _run("exp2", tiny_smic, out, "--no-final")
+    assert (out / "fold_0" / "metrics.json").exists() and not (out / "fold_1" / "metrics.json").exists()
+    assert (out / "fold_1" / "backup").exists()  # BackupAndRestore state of the killed fold
+    fold0 = (out / "fold_0" / "metrics.json").stat().st_mtime_ns
+    monkeypatch.setattr(experiment.Run, "__init__", original_init)
+
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        _run("exp2", tiny_smic, out, "--no-final")
+    summary = _run("exp2", tiny_smic, out, "--no-final", "--resume")
+    assert (out / "fold_0" / "metrics.json").stat().st_mtime_ns == fold0  # not redone
+    history = pd.read_csv(out / "fold_1" / "history.csv")
+    assert history["epoch"].tolist() == [0, 1]  # epoch 0 kept from before the kill, epoch 1 after
+    assert summary["n_folds"] == 3 and (out / "results.json").exists()
+
+
+def test_resume_refuses_changed_options(tiny_smic, tmp_path):
+    _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
+    with pytest.raises(ValueError, match="--seed 0 -> 5"):
+        _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--resume", "--seed", "5")

@@ -1,0 +1,76 @@
+import keras
+import numpy as np
+import pytest
+
+from mer_keras.models import FramewiseTimeDistributed, build_model, copy_weights_by_name
+
+
+@pytest.fixture
+def encoder():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="enc_conv")(inputs)
+    x = keras.layers.BatchNormalization(name="enc_bn")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="encoder")
+
+
+def test_folded_time_equals_keras_timedistributed(encoder):
+    x = np.random.default_rng(0).random((2, 5, 8, 8, 3), np.float32)
+    folded = FramewiseTimeDistributed(encoder)(x)
+    looped = keras.layers.TimeDistributed(encoder)(x)
+    assert folded.shape == (2, 5, 4)
+    np.testing.assert_allclose(folded, looped, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kind, frame_shape, n, head_layers, output",
+    [
+        ("frame", (16,), None, ["fc1", "fc2", "fc3"], (3, 4)),
+        ("lstm", (16,), 7, ["lstm1", "lstm2", "lstm3", "classifier"], (3, 4)),
+        ("bilstm", (16,), 7, ["bilstm", "classifier"], (3, 4)),
+    ],
+)
+def test_models_have_the_papers_heads(kind, frame_shape, n, head_layers, output):
+    model = build_model(kind, 4, frame_shape, n, fc_units=(8, 6), lstm_units=(8, 6, 5), bilstm_units=5)
+    for name in head_layers:
+        model.get_layer(name)
+    x = np.ones((3, *(() if n is None else (n,)), *frame_shape), np.float32)
+    probs = np.asarray(model(x))
+    assert probs.shape == output
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kind": "gru", "num_classes": 3, "frame_shape": (4,)}, "Received: kind='gru'"),
+        ({"kind": "lstm", "num_classes": 3, "frame_shape": (4,)}, "Received: n=None"),
+        ({"kind": "frame", "num_classes": 1, "frame_shape": (4,)}, "Received: num_classes=1"),
+    ],
+)
+def test_build_model_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(**kwargs)
+
+
+def test_softmax_stays_float32_under_mixed_precision(encoder):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model("lstm", 3, (6,), 4, lstm_units=(8, 8, 8))
+        assert model.get_layer("lstm1").compute_dtype == "bfloat16"
+        assert model.output.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_trained_head_moves_into_full_model_by_name(encoder):
+    cached = build_model("lstm", 3, (4,), 5, lstm_units=(6, 5, 4))
+    full = build_model("lstm", 3, (8, 8, 3), 5, encoder, lstm_units=(6, 5, 4))
+    for w in cached.weights:
+        w.assign(np.random.default_rng(1).random(w.shape).astype("float32"))
+    assert copy_weights_by_name(cached, full) == ["lstm1", "lstm2", "lstm3", "classifier"]
+    for name in ("lstm2", "classifier"):
+        for a, b in zip(cached.get_layer(name).get_weights(), full.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    wrong = build_model("lstm", 3, (4,), 5, lstm_units=(7, 5, 4))
+    with pytest.raises(ValueError, match="Layer 'lstm1': shapes"):
+        copy_weights_by_name(wrong, full)
