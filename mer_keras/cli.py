@@ -73,15 +73,15 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
         model.add_argument("--fc-units", type=_units, default=(512, 128),
                            help="sizes of fc1,fc2 (fc3 is the softmax classifier)")
     else:
-        model.add_argument("--lstm-units", type=_units, default=(512, 256, 128),
+        model.add_argument("--lstm-units", type=_units, default=(128, 64, 32),
                            help="sizes of the stacked LSTM layers (Exp-II)")
-        model.add_argument("--bilstm-units", type=int, default=256, help="units per direction (Exp-III)")
+        model.add_argument("--bilstm-units", type=int, default=64, help="units per direction (Exp-III)")
     model.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
 
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=15 if frame_level else 30, help="epochs per fold")
+    train.add_argument("--epochs", type=int, default=10, help="epochs per fold")
     train.add_argument("--batch-size", type=int, default=32, help="batch size")
-    train.add_argument("--lr", type=float, default=1e-4 if frame_level else 3e-4,
+    train.add_argument("--lr", type=float, default=1e-4 if frame_level else 1e-3,
                        help="Adam learning rate")
     train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                        help="stop after this many epochs without validation improvement (0: off)")
