@@ -39,6 +39,17 @@ SAMM_ROWS = [
 SAMM_FIRST_ROW = SAMM_PREAMBLE + 2
 
 
+ROW_FIELDS = ("subject", "filename", "onset", "apex", "offset", "emotion", "numbers")
+
+
+def changed_rows(rows, index, **changes):
+    """A copy of fixture ``rows`` with row ``index`` changed (fields by name)."""
+    rows = [list(r) for r in rows]
+    for name, value in changes.items():
+        rows[index][ROW_FIELDS.index(name)] = value
+    return rows
+
+
 def write_image(path, number, grey=False, size=(6, 8)):
     """A tiny image whose pixel (0, 0) encodes ``number``."""
     image = np.full(size if grey else (*size, 3), 60, np.uint8)

@@ -9,7 +9,7 @@ from mer_keras.datasets.__main__ import main
 from mer_keras.datasets.casme2 import subject_folder
 from mer_keras.datasets.frames import frame_number
 
-from sheet_fixtures import (CASME2_HEADER, CASME2_ROWS, CASME2_SHEET, build_casme2, casme2_cells,
+from sheet_fixtures import (changed_rows, CASME2_HEADER, CASME2_ROWS, CASME2_SHEET, build_casme2, casme2_cells,
                             write_sheet)
 
 # clip_id -> (subject, label, onset-offset: (first, last), (onset, apex, offset),
@@ -148,12 +148,7 @@ def test_subject_cell_to_folder(cell, folder):
 
 
 def _row(index, **changes):
-    """CASME2_ROWS with row ``index`` changed (fields by name)."""
-    fields = ("subject", "filename", "onset", "apex", "offset", "emotion", "numbers")
-    rows = [list(r) for r in CASME2_ROWS]
-    for name, value in changes.items():
-        rows[index][fields.index(name)] = value
-    return rows
+    return changed_rows(CASME2_ROWS, index, **changes)
 
 
 def _remove(path):

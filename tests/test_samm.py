@@ -8,7 +8,7 @@ from mer_keras.datasets.__main__ import main
 from mer_keras.datasets.frames import frame_number
 from mer_keras.datasets.samm import subject_folder
 
-from sheet_fixtures import (SAMM_HEADER, SAMM_PREAMBLE_LINES, SAMM_ROWS, SAMM_SHEET, build_samm,
+from sheet_fixtures import (changed_rows, SAMM_HEADER, SAMM_PREAMBLE_LINES, SAMM_ROWS, SAMM_SHEET, build_samm,
                             samm_cells, write_sheet)
 
 # clip_id -> (subject, label, onset-offset: (first, last), (onset, apex, offset),
@@ -99,11 +99,7 @@ def test_subject_cell_to_folder(cell, folder):
 
 
 def _rows(index, **changes):
-    fields = ("subject", "filename", "onset", "apex", "offset", "emotion", "numbers")
-    rows = [list(r) for r in SAMM_ROWS]
-    for name, value in changes.items():
-        rows[index][fields.index(name)] = value
-    return rows
+    return changed_rows(SAMM_ROWS, index, **changes)
 
 
 ROW = r"SAMM_Micro_FACS_Codes_v2\.xlsx row"
