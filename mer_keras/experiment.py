@@ -18,10 +18,10 @@ from mer_keras import metrics, reports
 from mer_keras.backbone import VGGFacePreprocess, split_backbone
 from mer_keras.datasets import load_dataset
 from mer_keras.datasets.short_clips import apply_policy, timeline
-from mer_keras.models import EXPERIMENT_KIND, build_model
+from mer_keras.models import EXPERIMENT_KIND, build_deduplicated_model, build_model
 from mer_keras.pipeline.augment import variant_names
 from mer_keras.pipeline.cache import compute_features
-from mer_keras.pipeline.tfdata import make_dataset
+from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
 from mer_keras.pipeline.windows import build_frame_table, window_set
 from mer_keras.protocols import carve_validation, loso, subject_kfold
 from mer_keras.provenance import deviations, resolve_backbone, resolve_precision, versions
@@ -127,6 +127,8 @@ class Run:
         self.frame_shape = features.shape[2:]
         self.features = tf.constant(features)
         del features
+        # a trainable suffix under a clip model runs once per distinct frame of a batch
+        self.deduplicate = self.suffix is not None and self.kind != "frame" and options.deduplicate
 
     def windows(self, clips):
         return window_set(clips, self.table, self.n, self.classes)
@@ -140,11 +142,15 @@ class Run:
             encoder.set_weights(self.suffix.get_weights())
         sizes = {"fc_units": o.fc_units} if self.kind == "frame" else {
             "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units}
-        model = build_model(self.kind, len(self.classes), self.frame_shape, self.n, encoder,
-                            dropout=o.dropout, **sizes)
+        build = build_deduplicated_model if self.deduplicate else build_model
+        model = build(self.kind, len(self.classes), self.frame_shape, self.n, encoder, dropout=o.dropout, **sizes)
         return compile_model(model, o.lr)
 
     def dataset(self, windows, training: bool, seed: int = 0):
+        if self.deduplicate:
+            return make_deduplicated_dataset(self.features, windows, len(self.classes), self.options.batch_size,
+                                             training=training, seed=seed, balance=self.options.balance,
+                                             clips_per_batch=self.options.clips_per_batch)
         return make_dataset(self.features, windows, len(self.classes), self.options.batch_size,
                             training=training, seed=seed, balance=self.options.balance,
                             squeeze_time=self.kind == "frame")

@@ -52,19 +52,54 @@ def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, 
             x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
             x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
         logits = layers.Dense(num_classes, name=f"fc{len(fc_units) + 1}")(x)
-    else:
-        inputs = keras.Input((n, *frame_shape), name="clips")
-        x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if encoder is not None else inputs
-        if kind == "lstm":
-            for i, units in enumerate(lstm_units, start=1):
-                last = i == len(lstm_units)
-                x = layers.LSTM(units, return_sequences=not last, name=f"lstm{i}")(x)
-        else:
-            x = layers.Bidirectional(layers.LSTM(bilstm_units), name="bilstm")(x)
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-        logits = layers.Dense(num_classes, name="classifier")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+        outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+        return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
+    inputs = keras.Input((n, *frame_shape), name="clips")
+    x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if encoder is not None else inputs
+    outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
     return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
+
+
+def _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout):
+    if kind == "lstm":
+        for i, units in enumerate(lstm_units, start=1):
+            x = layers.LSTM(units, return_sequences=i < len(lstm_units), name=f"lstm{i}")(x)
+    else:
+        x = layers.Bidirectional(layers.LSTM(bilstm_units), name="bilstm")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    logits = layers.Dense(num_classes, name="classifier")(x)
+    return layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+
+
+@keras.saving.register_keras_serializable(package="mer_keras")
+class GatherFrames(layers.Layer):
+    """``(frames (F, D), index (B, N))`` -> ``(B, N, D)``: windows built after the per-frame encoder."""
+
+    def call(self, inputs):
+        frames, index = inputs
+        return ops.take(frames, ops.cast(index, "int32"), axis=0)
+
+    def compute_output_shape(self, input_shapes):
+        frames, index = input_shapes
+        return (*index, *frames[1:])
+
+
+def build_deduplicated_model(kind: str, num_classes: int, frame_shape, n: int, encoder, *,
+                             lstm_units=(512, 256, 128), bilstm_units=256, dropout=0.3,
+                             name=None) -> keras.Model:
+    """A clip model that runs ``encoder`` once per distinct frame of a batch, then gathers windows.
+
+    Inputs: ``frames`` (distinct frames of the batch) and ``index`` ``(B, n)`` into them. Same
+    layers and names as :func:`build_model`, so weights move between the two by name; the
+    gradients equal those of running the encoder on every window position.
+    """
+    if kind not in ("lstm", "bilstm"):
+        raise ValueError(f"`kind` must be 'lstm' or 'bilstm'. Received: kind={kind!r}")
+    frames = keras.Input(tuple(frame_shape), name="frames")
+    index = keras.Input((n,), dtype="int32", name="index")
+    x = GatherFrames(name="gather_windows")([encoder(frames), index])
+    outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
+    return keras.Model([frames, index], outputs, name=name or f"mer_{kind}_deduplicated")
 
 
 def copy_weights_by_name(source: keras.Model, target: keras.Model) -> list:

@@ -1,0 +1,78 @@
+"""The deduplicated clip model: each distinct frame through the trainable encoder once per batch."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mer_keras.models import build_deduplicated_model, build_model, copy_weights_by_name
+from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
+from mer_keras.pipeline.windows import WindowSet
+
+N = 5
+
+
+@pytest.fixture
+def encoder():
+    inputs = keras.Input((4, 4, 8))
+    x = keras.layers.Conv2D(6, 3, name="suffix_conv")(inputs)
+    x = keras.layers.BatchNormalization(name="suffix_bn")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="suffix")
+
+
+@pytest.fixture
+def windows():
+    """Two clips of 20 and 18 frames (rows 0-19 and 20-37): 16 + 14 overlapping windows."""
+    rows = [np.arange(i, i + N) for i in range(16)] + [np.arange(i, i + N) for i in range(20, 34)]
+    clip_index = np.array([0] * 16 + [1] * 14, np.int32)
+    return WindowSet(np.array(rows, np.int32), clip_index, clip_index.copy(), ("a", "b"))
+
+
+@pytest.fixture
+def features():
+    return np.random.default_rng(0).random((2, 38, 4, 4, 8)).astype("float32")
+
+
+def _models(encoder):
+    deduplicated = build_deduplicated_model("lstm", 3, (4, 4, 8), N, encoder, lstm_units=(6, 5, 4))
+    per_window = build_model("lstm", 3, (4, 4, 8), N, keras.models.clone_model(encoder), lstm_units=(6, 5, 4))
+    copy_weights_by_name(deduplicated, per_window)
+    return deduplicated, per_window
+
+
+def test_gradients_equal_the_per_window_computation(encoder, windows, features):
+    deduplicated, per_window = _models(encoder)
+    (frames, index), y = next(iter(make_deduplicated_dataset(features, windows, 3, 12, training=True)[0]))
+    assert frames.shape[0] < index.shape[0] * N  # frames really are shared between windows
+    clips = tf.gather(frames, index)  # the same windows, every frame repeated per window position
+    loss = keras.losses.CategoricalCrossentropy()
+    grads = []
+    for model, inputs in ((deduplicated, (frames, index)), (per_window, clips)):
+        with tf.GradientTape() as tape:
+            value = loss(y, model(inputs, training=False))
+        grads.append({v.path: g for v, g in
+                      zip(model.trainable_variables, tape.gradient(value, model.trainable_variables))})
+    assert set(grads[0]) == set(grads[1]) and any("suffix_conv" in k for k in grads[0])
+    for name, grad in grads[0].items():
+        np.testing.assert_allclose(grad, grads[1][name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_predictions_equal_and_weights_move_to_the_per_window_model(encoder, windows, features):
+    deduplicated, per_window = _models(encoder)
+    deduplicated.compile("adam", "categorical_crossentropy")
+    deduplicated.fit(make_deduplicated_dataset(features, windows, 3, 8, training=True)[0], epochs=1, verbose=0)
+    copy_weights_by_name(deduplicated, per_window)
+    ours = deduplicated.predict(make_deduplicated_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
+    theirs = per_window.predict(make_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert ours.shape == (len(windows), 3)
+
+
+def test_training_batches_hold_few_clips_and_cover_the_balanced_epoch(windows, features):
+    dataset, count = make_deduplicated_dataset(features, windows, 3, 8, training=True, clips_per_batch=1)
+    seen = 0
+    for (frames, index), y in dataset:
+        assert len(set(np.argmax(y, 1).tolist())) == 1  # one clip per batch here, so one label
+        assert frames.shape[0] <= 20 < 8 * N  # at most the clip's own frames, not 8 windows' worth
+        seen += len(y)
+    assert seen == count == 32  # 16 windows per class after balancing (14 -> 16)
