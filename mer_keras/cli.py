@@ -80,8 +80,6 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
         model.add_argument("--deduplicate", action=argparse.BooleanOptionalAction, default=True,
                            help="with a trainable backbone suffix, run it once per distinct frame of a batch and "
                                 "build windows after it (same gradients, far fewer frames per step)")
-        model.add_argument("--clips-per-batch", type=int, default=2,
-                           help="with --deduplicate, a training batch holds windows of this many clips")
     model.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
 
     train = p.add_argument_group("training")

@@ -149,8 +149,7 @@ class Run:
     def dataset(self, windows, training: bool, seed: int = 0):
         if self.deduplicate:
             return make_deduplicated_dataset(self.features, windows, len(self.classes), self.options.batch_size,
-                                             training=training, seed=seed, balance=self.options.balance,
-                                             clips_per_batch=self.options.clips_per_batch)
+                                             training=training, seed=seed, balance=self.options.balance)
         return make_dataset(self.features, windows, len(self.classes), self.options.batch_size,
                             training=training, seed=seed, balance=self.options.balance,
                             squeeze_time=self.kind == "frame")

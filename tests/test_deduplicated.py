@@ -68,11 +68,13 @@ def test_predictions_equal_and_weights_move_to_the_per_window_model(encoder, win
     assert ours.shape == (len(windows), 3)
 
 
-def test_training_batches_hold_few_clips_and_cover_the_balanced_epoch(windows, features):
-    dataset, count = make_deduplicated_dataset(features, windows, 3, 8, training=True, clips_per_batch=1)
-    seen = 0
-    for (frames, index), y in dataset:
-        assert len(set(np.argmax(y, 1).tolist())) == 1  # one clip per batch here, so one label
-        assert frames.shape[0] <= 20 < 8 * N  # at most the clip's own frames, not 8 windows' worth
-        seen += len(y)
-    assert seen == count == 32  # 16 windows per class after balancing (14 -> 16)
+def test_training_batches_walk_clip_by_clip_and_cover_the_balanced_epoch(windows, features):
+    dataset, count = make_deduplicated_dataset(features, windows, 3, 8, training=True)
+    assert count == 32 and dataset.cardinality() == 4  # 16 windows per class after balancing (14 -> 16)
+    for epoch in range(2):
+        labels = []
+        for (frames, index), y in dataset:
+            labels += np.argmax(y, 1).tolist()
+            assert frames.shape[0] <= 20 < 8 * N  # the frames of one clip, not 8 windows' worth
+        assert sorted(labels) == [0] * 16 + [1] * 16
+        assert labels in ([0] * 16 + [1] * 16, [1] * 16 + [0] * 16)  # one clip after the other

@@ -51,36 +51,33 @@ def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int
     return dataset.prefetch(tf.data.AUTOTUNE), len(ids)
 
 
-def _grouped_batches(windows: WindowSet, num_classes: int, batch_size: int, variants: int, *,
-                     training: bool, balance: bool, clips_per_batch: int, rng: np.random.Generator):
-    """One epoch of ``(window ids, variant ids)`` batches, each drawn from a few clips only.
+def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, training: bool,
+                   balance: bool, rng: np.random.Generator):
+    """One epoch of ``(window ids, variant ids)`` ordered clip by clip, so a batch spans few clips.
 
-    A clip keeps one random variant within a batch, so its windows still share frames.
+    Training: classes balanced, clips in random order, windows shuffled within their clip, and one
+    random variant per clip (its windows keep sharing frames). Otherwise every window in order.
     """
     if not training:
-        for start in range(0, len(windows), batch_size):
-            ids = np.arange(start, min(start + batch_size, len(windows)), dtype=np.int32)
-            yield ids, np.zeros_like(ids)
-        return
+        ids = np.arange(len(windows), dtype=np.int32)
+        return ids, np.zeros_like(ids)
     ids = balanced_indices(windows.labels, num_classes, rng) if balance else np.arange(len(windows))
-    clips = rng.permutation(np.unique(windows.clip_index[ids]))
-    for start in range(0, len(clips), clips_per_batch):
-        members = rng.permutation(ids[np.isin(windows.clip_index[ids], clips[start:start + clips_per_batch])])
-        for first in range(0, len(members), batch_size):
-            batch = members[first:first + batch_size].astype(np.int32)
-            clip_variant = dict(zip(clips[start:start + clips_per_batch].tolist(),
-                                    rng.integers(0, variants, size=clips_per_batch).tolist()))
-            yield batch, np.array([clip_variant[c] for c in windows.clip_index[batch]], np.int32)
+    clip_order = rng.permutation(np.unique(windows.clip_index))
+    rank = np.empty(clip_order.max() + 1, np.int64)
+    rank[clip_order] = np.arange(len(clip_order))
+    ids = ids[rng.permutation(len(ids))]
+    ids = ids[np.argsort(rank[windows.clip_index[ids]], kind="stable")].astype(np.int32)
+    clip_variant = rng.integers(0, variants, size=len(rank))
+    return ids, clip_variant[windows.clip_index[ids]].astype(np.int32)
 
 
 def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, batch_size: int, *,
-                              training: bool, seed: int = 0, balance: bool = True, clips_per_batch: int = 2):
+                              training: bool, seed: int = 0, balance: bool = True):
     """Batches of ``((distinct frames, index), one-hot y)`` for models that encode each frame once.
 
-    Windows of a batch come from ``clips_per_batch`` clips (reshuffled every epoch: clip order,
-    then windows within the group), so overlapping windows share most of their frames and the
-    trainable encoder runs once per distinct frame instead of once per window position.
-    Returns ``(dataset, sample_count)``.
+    Consecutive batches walk through the clips in an order redrawn every epoch, so a batch holds
+    windows of two or three clips that share most of their frames, and the trainable encoder runs
+    once per distinct frame instead of once per window position. Returns ``(dataset, sample_count)``.
     """
     if len(windows) == 0:
         raise ValueError("No windows to make a dataset from.")
@@ -89,12 +86,14 @@ def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, ba
     flat = tf.reshape(features, (variants * frames_per_variant, *features.shape[2:]))
     rows, labels = tf.constant(windows.rows), tf.constant(windows.labels)
     rng = np.random.default_rng(seed)
-    count = len(balanced_indices(windows.labels, num_classes, np.random.default_rng(seed))) \
-        if training and balance else len(windows)
+    count = len(_grouped_order(windows, num_classes, variants, training=training, balance=balance,
+                               rng=np.random.default_rng(seed))[0])
 
-    def generate():
-        yield from _grouped_batches(windows, num_classes, batch_size, variants, training=training,
-                                    balance=balance, clips_per_batch=clips_per_batch, rng=rng)
+    def generate():  # called again every epoch: a new order each time, same number of batches
+        ids, variant = _grouped_order(windows, num_classes, variants, training=training,
+                                      balance=balance, rng=rng)
+        for start in range(0, len(ids), batch_size):
+            yield ids[start:start + batch_size], variant[start:start + batch_size]
 
     def fetch(ids, variant):
         window_rows = tf.gather(rows, ids)
@@ -105,4 +104,5 @@ def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, ba
 
     spec = tf.TensorSpec((None,), tf.int32)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), count
