@@ -112,3 +112,39 @@ def test_resume_refuses_changed_options(tiny_smic, tmp_path):
     _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
     with pytest.raises(ValueError, match="--seed 0 -> 5"):
         _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--resume", "--seed", "5")
+
+
+@pytest.mark.parametrize("experiment", ["exp1", "exp2"])
+def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smic, tmp_path, experiment):
+    summary = _run(experiment, tiny_smic, tmp_path / "run", "--retrain-from", "conv5_1_1x1_reduce", "--folds", "2")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["frame_cache"]["feature_shape"] == [2, 2, 64]  # stage-4 maps of the tiny backbone at 32x32
+    assert not any("whole backbone frozen" in d for d in config["deviations_from_paper"])
+    assert summary["export"]["max_abs_difference"] <= 1e-4
+    final = keras.saving.load_model(tmp_path / "run" / "final" / "model.keras")
+    # the exported backbone carries the retrained stage 5 and the untouched frozen stages
+    keras.utils.set_random_seed(0)  # the seed the run started from: the same initial weights
+    from mer_keras.backbone import vggface_resnet50
+
+    initial = vggface_resnet50(weights=None, input_shape=(32, 32, 3), blocks=(1, 1, 1, 1), width=1 / 16)
+    for name, changed in (("conv5_1_3x3", True), ("conv2_1_3x3", False)):
+        same = np.allclose(_find_layer(final, name).get_weights()[0], initial.get_layer(name).get_weights()[0])
+        assert same is not changed, name
+
+
+def _find_layer(model, name):
+    for layer in model.layers:
+        if layer.name == name:
+            return layer
+        if isinstance(layer, keras.Model):
+            try:
+                return _find_layer(layer, name)
+            except ValueError:
+                pass
+        inner = getattr(layer, "layer", None)
+        if isinstance(inner, keras.Model):
+            try:
+                return _find_layer(inner, name)
+            except ValueError:
+                pass
+    raise ValueError(name)
