@@ -95,6 +95,10 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run folder (default runs/<exp>-n<N>-<time>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out: finished folds are kept, a killed fold continues")
+    if frame_level:
+        train.add_argument("--gradcam", action="store_true",
+                           help="after training, run the Grad-CAM layer sweep on the run folder (as python -m "
+                                "experiments.gradcam --run OUT): OUT/gradcam/focus.json and figures")
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
     return p
 
@@ -107,4 +111,6 @@ def parse_args(experiment: str, argv=None) -> argparse.Namespace:
         parser.error(f"--n must be >= 1, got {args.n}")
     if args.resume and not args.out:
         parser.error("--resume needs --out DIR, the run folder to continue")
+    if getattr(args, "gradcam", False) and not args.final:
+        parser.error("--gradcam explains the final model: drop --no-final")
     return args
