@@ -12,15 +12,16 @@ import numpy as np
 
 
 def variant_names(flip: bool = True, rotation: float = 0.0) -> tuple:
-    """``identity`` first, then ``flip``, ``rotate+A``, ``rotate-A`` and their flipped forms."""
+    """``identity`` first, then ``flip``, ``rotate+A`` and ``flip,rotate-A``.
+
+    Four variants at most: each one costs a full pass of the frozen backbone over every frame.
+    """
     names = ["identity"]
     if flip:
         names.append("flip")
     if rotation:
-        for sign in "+-":
-            names.append(f"rotate{sign}{rotation:g}")
-            if flip:
-                names.append(f"flip,rotate{sign}{rotation:g}")
+        names.append(f"rotate+{rotation:g}")
+        names.append(f"{'flip,' if flip else ''}rotate-{rotation:g}")
     return tuple(names)
 
 
