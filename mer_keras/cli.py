@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mer_keras.datasets.registry import LOADERS
+
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SHORT_CLIP_POLICIES = ("interpolate", "repeat", "drop")
 
@@ -34,8 +36,9 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     data = p.add_argument_group("data")
     data.add_argument("--data", default="synthetic",
                       help="dataset folder, or 'synthetic' for the built-in synthetic SMIC-like dataset")
-    data.add_argument("--dataset", default="auto",
-                      help="which loader reads --data: smic, or auto (recognised from the folder layout)")
+    data.add_argument("--dataset", default="auto", choices=("auto", *LOADERS),
+                      help="which loader reads --data (auto: recognised from the folder layout; megc2019: "
+                           "SMIC, CASME II and SAMM side by side in --data, 3 classes)")
     data.add_argument("--n", type=int, default=13,
                       help="window length N in frames (Exp-II/III; the paper tried 11-17, best 13)")
     data.add_argument("--short-clips", choices=SHORT_CLIP_POLICIES, default="interpolate",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedGroupKFold
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ def carve_validation(clips, fraction=0.2, seed=0):
         return tuple(clips), ()
     n_splits = min(max(2, round(1.0 / fraction)), n_subjects)
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    if max(np.unique(labels, return_counts=True)[1]) < n_splits:  # too few clips to stratify at all
+        splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, val_idx = next(splitter.split(np.zeros(len(clips)), labels, groups))
     return tuple(clips[i] for i in train_idx), tuple(clips[i] for i in val_idx)
 

@@ -249,3 +249,12 @@ def results_text(summary) -> str:
         "Per-fold mean ± std (ddof=0): " + ", ".join(f"{names[k]} {_mean_std(summary, k)}" for k in scores),
         f"Per-class F1: {f1}",
     ])
+
+
+def per_dataset_markdown(per_dataset) -> str:
+    """A table of pooled scores per source dataset of a composite (MEGC2019 style)."""
+    lines = ["## Per source dataset (pooled)", ""]
+    lines += _table(["Dataset", "Clips", "Accuracy", "UF1", "UAR"],
+                    [[name, m["n"], _pct(m["accuracy"]), _pct(m["uf1"]), _pct(m["uar"])]
+                     for name, m in per_dataset.items()])
+    return "\n".join(lines) + "\n"

@@ -114,6 +114,16 @@ def train_final(run) -> dict:
     return save_and_export(full, folder, sample_inputs(run, list(validation or train)))
 
 
+def per_dataset_metrics(predictions: pd.DataFrame, run) -> dict:
+    """Pooled metrics of each source dataset of a composite (as MEGC2019 reports); {} for one source."""
+    source = {c.key: c.dataset for c in run.clips}
+    datasets = predictions["clip"].map(source)
+    if datasets.nunique() < 2:
+        return {}
+    return {name: metrics.clip_metrics(part["true"].tolist(), part["predicted"].tolist(), run.classes)
+            for name, part in predictions.groupby(datasets, sort=True)}
+
+
 def run_experiment(options) -> dict:
     """Run one experiment as the command line describes it; returns the results summary."""
     started = time.perf_counter()
@@ -125,6 +135,7 @@ def run_experiment(options) -> dict:
     reports.write_text(run.out / "predictions.csv", predictions.to_csv(index=False))
     pooled = metrics.clip_metrics(predictions["true"].tolist(), predictions["predicted"].tolist(), run.classes)
     summary = metrics.summarize_folds([r["metrics"] for r in fold_results], pooled)
+    summary["per_dataset"] = per_dataset_metrics(predictions, run)
     reports.plot_confusion(run.out / "confusion.png", pooled["confusion"], run.classes,
                            title=f"{options.experiment} pooled over {len(fold_results)} folds")
     reports.plot_curves(run.out / "curves.png", {f"fold {r['fold']}": r["history"] for r in fold_results})
@@ -139,6 +150,8 @@ def run_experiment(options) -> dict:
         summary, experiment=options.experiment, pattern=PATTERN[kind], n=run.n if kind != "frame" else None,
         data_number=data_number, method_name=f"VGGFace2{'' if kind == 'frame' else '+' + PATTERN[kind]} (ours)",
         dataset="synthetic SMIC-like" if run.synthetic else run.data_root, protocol=options.protocol)
+    if summary["per_dataset"]:
+        markdown += "\n" + reports.per_dataset_markdown(summary["per_dataset"])
     reports.write_text(run.out / "results.md", markdown)
     print(markdown)
     print(reports.results_text(summary))

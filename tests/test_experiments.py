@@ -148,3 +148,24 @@ def _find_layer(model, name):
             except ValueError:
                 pass
     raise ValueError(name)
+
+
+def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
+    from conftest import build_smic
+    from sheet_fixtures import build_casme2, build_samm
+
+    root = tmp_path / "megc"
+    build_smic(root), build_casme2(root), build_samm(root)
+    out = tmp_path / "run"
+    options = parse_args("exp2", ["--data", str(root), "--dataset", "megc2019", "--protocol", "loso",
+                                  "--out", str(out), *TINY, *HEADS["exp2"], "--no-final", "--epochs", "1"])
+    summary = run_experiment(options)
+    assert summary["n_folds"] == 9  # 3 subjects from each of SMIC, CASME II and SAMM
+    assert set(summary["per_dataset"]) == {"smic", "casme2", "samm"}
+    predictions = pd.read_csv(out / "predictions.csv")
+    for name, scores in summary["per_dataset"].items():
+        part = predictions[predictions["clip"].str.startswith(name + "/")]
+        assert scores["n"] == len(part) > 0
+        assert scores["uf1"] == pytest.approx(
+            f1_score(part["true"], part["predicted"], labels=["negative", "positive", "surprise"], average="macro"))
+    assert "## Per source dataset" in (out / "results.md").read_text()

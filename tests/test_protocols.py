@@ -70,3 +70,10 @@ def test_kfold_errors(k, match):
 def test_loso_needs_two_subjects():
     with pytest.raises(ValueError, match="at least 2 subjects"):
         loso(make_clips(subjects=1))
+
+
+def test_validation_from_very_few_clips_is_still_carved_by_subject():
+    clips = [Clip("smic", f"s{s}", f"c{s}", LABELS[s % 4], ("f1.bmp",), 100.0) for s in range(1, 9)]
+    train, val = carve_validation(clips, 0.2, seed=0)  # one clip per class at most: nothing to stratify
+    assert len(val) >= 1 and len(train) + len(val) == 8
+    assert {c.subject for c in train}.isdisjoint(c.subject for c in val)
