@@ -6,6 +6,8 @@ once, in batches, and windows become index slices into the resulting array.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -32,15 +34,24 @@ def compute_features(encoder, table, size, variants=("identity",), batch_size=32
         raise ValueError("The frame table is empty: no frames to compute features for.")
     features = None
     steps = [(v, start) for v in range(len(variants)) for start in range(0, len(table), batch_size)]
+
+    def decode(step):
+        v, start = step
+        return np.stack([apply_variant(load_frame(k, size), variants[v])
+                         for k in table.frames[start:start + batch_size]])
+
     bar = tqdm(total=len(table) * len(variants), unit="frame", desc="frozen features",
                disable=not progress)
-    for v, start in steps:
-        keys = table.frames[start:start + batch_size]
-        batch = np.stack([apply_variant(load_frame(k, size), variants[v]) for k in keys])
-        out = np.asarray(encoder.predict_on_batch(batch), dtype=np.float32)
-        if features is None:
-            features = np.empty((len(variants), len(table), *out.shape[1:]), np.float32)
-        features[v, start:start + len(keys)] = out
-        bar.update(len(keys))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next batch while this one runs
+        pending = pool.submit(decode, steps[0])
+        for i, (v, start) in enumerate(steps):
+            batch = pending.result()
+            if i + 1 < len(steps):
+                pending = pool.submit(decode, steps[i + 1])
+            out = np.asarray(encoder.predict_on_batch(batch), dtype=np.float32)
+            if features is None:
+                features = np.empty((len(variants), len(table), *out.shape[1:]), np.float32)
+            features[v, start:start + len(batch)] = out
+            bar.update(len(batch))
     bar.close()
     return features
