@@ -6,12 +6,10 @@ to its folder (see ``write_config``), and a killed run continues with ``--resume
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mer_keras import metrics, reports
@@ -23,11 +21,9 @@ from mer_keras.pipeline.augment import variant_names
 from mer_keras.pipeline.cache import compute_features
 from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
 from mer_keras.pipeline.windows import build_frame_table, window_set
-from mer_keras.protocols import carve_validation, loso, subject_kfold
-from mer_keras.provenance import deviations, resolve_backbone, resolve_precision, versions
+from mer_keras.protocols import loso, subject_kfold
+from mer_keras.provenance import resolve_backbone, resolve_precision
 from mer_keras.training import compile_model, fit
-
-log = logging.getLogger("mer_keras")
 
 CLASS_ORDER = ("negative", "positive", "surprise", "non_micro")
 PATTERN = {"frame": "VGGFace2 (frames)", "lstm": "3-Layer-LSTM", "bilstm": "Bi-LSTM"}
@@ -130,21 +126,25 @@ class Run:
         # a trainable suffix under a clip model runs once per distinct frame of a batch
         self.deduplicate = self.suffix is not None and self.kind != "frame" and options.deduplicate
 
+    def head_options(self) -> dict:
+        """Layer sizes and dropout of the head, as the command line set them."""
+        o = self.options
+        sizes = {"fc_units": o.fc_units} if self.kind == "frame" else {
+            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units}
+        return {**sizes, "dropout": o.dropout}
+
     def windows(self, clips):
         return window_set(clips, self.table, self.n, self.classes)
 
     def new_model(self) -> keras.Model:
         """A fresh head (and fresh copy of the trainable suffix) on cached features."""
-        o = self.options
         encoder = None
         if self.suffix is not None:
             encoder = keras.models.clone_model(self.suffix)
             encoder.set_weights(self.suffix.get_weights())
-        sizes = {"fc_units": o.fc_units} if self.kind == "frame" else {
-            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units}
         build = build_deduplicated_model if self.deduplicate else build_model
-        model = build(self.kind, len(self.classes), self.frame_shape, self.n, encoder, dropout=o.dropout, **sizes)
-        return compile_model(model, o.lr)
+        model = build(self.kind, len(self.classes), self.frame_shape, self.n, encoder, **self.head_options())
+        return compile_model(model, self.options.lr)
 
     def dataset(self, windows, training: bool, seed: int = 0):
         if self.deduplicate:

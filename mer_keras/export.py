@@ -20,11 +20,8 @@ def inference_model(run, trained: keras.Model) -> keras.Model:
     frames = keras.Input((size, size, 3), name="rgb_frames")
     encoder = keras.Model(frames, run.backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
                           name="frame_encoder_model")
-    o = run.options
-    sizes = {"fc_units": o.fc_units} if run.kind == "frame" else {
-        "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units}
     model = build_model(run.kind, len(run.classes), (size, size, 3), run.n, encoder,
-                        dropout=o.dropout, name=f"mer_{o.experiment}", **sizes)
+                        name=f"mer_{run.options.experiment}", **run.head_options())
     copy_weights_by_name(trained, model)
     return model
 
