@@ -45,7 +45,11 @@ def prepare_out_dir(options) -> Path:
         previous = out / "config.json"
         if not previous.exists():
             raise FileNotFoundError(f"{previous}: no run to resume in {out}.")
-        _check_same_run(reports.read_json(previous)["options"], vars(options), previous)
+        before = reports.read_json(previous)["options"]
+        for key in _RUN_DEFINING:  # options left to their run-time default take the run's value
+            if getattr(options, key, None) is None and before.get(key) is not None:
+                setattr(options, key, before[key])
+        _check_same_run(before, vars(options), previous)
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
     out.mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,17 @@ def test_killed_run_resumes_without_redoing_finished_folds(tiny_smic, tmp_path, 
     assert summary["n_folds"] == 3 and (out / "results.json").exists()
 
 
+def test_resume_keeps_defaults_resolved_at_run_time(tiny_smic, tmp_path):
+    from mer_keras.experiment import prepare_out_dir
+
+    _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
+    options = parse_args("exp1", ["--data", str(tiny_smic), "--out", str(tmp_path / "run"), "--resume",
+                                  *[a for a in TINY if a not in ("--image-size", "32")], "--fc-units", "16,8"])
+    assert options.image_size is None  # the default, resolved when the run started
+    prepare_out_dir(options)
+    assert options.image_size == 32
+
+
 def test_resume_refuses_changed_options(tiny_smic, tmp_path):
     _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
     with pytest.raises(ValueError, match="--seed 0 -> 5"):
