@@ -55,8 +55,9 @@ def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, train
                    balance: bool, rng: np.random.Generator):
     """One epoch of ``(window ids, variant ids)`` ordered clip by clip, so a batch spans few clips.
 
-    Training: classes balanced, clips in random order, windows shuffled within their clip, and one
-    random variant per clip (its windows keep sharing frames). Otherwise every window in order.
+    Training: classes balanced, clips in random order, each clip's windows in temporal order (so a
+    batch holds runs of overlapping windows), and one random variant per clip (its windows keep
+    sharing frames). Otherwise every window in order.
     """
     if not training:
         ids = np.arange(len(windows), dtype=np.int32)
@@ -65,7 +66,7 @@ def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, train
     clip_order = rng.permutation(np.unique(windows.clip_index))
     rank = np.empty(clip_order.max() + 1, np.int64)
     rank[clip_order] = np.arange(len(clip_order))
-    ids = ids[rng.permutation(len(ids))]
+    ids = np.sort(ids)  # windows of a clip are stored in temporal order
     ids = ids[np.argsort(rank[windows.clip_index[ids]], kind="stable")].astype(np.int32)
     clip_variant = rng.integers(0, variants, size=len(rank))
     return ids, clip_variant[windows.clip_index[ids]].astype(np.int32)
@@ -76,7 +77,7 @@ def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, ba
     """Batches of ``((distinct frames, index), one-hot y)`` for models that encode each frame once.
 
     Consecutive batches walk through the clips in an order redrawn every epoch, so a batch holds
-    windows of two or three clips that share most of their frames, and the trainable encoder runs
+    overlapping windows of two or three clips that share most of their frames, and the trainable encoder runs
     once per distinct frame instead of once per window position. Returns ``(dataset, sample_count)``.
     """
     if len(windows) == 0:
