@@ -95,6 +95,8 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help="auto = mixed_float16 on a GPU, float32 on CPU")
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
+    train.add_argument("--cache-dir", default=None,
+                       help="where frozen features are kept between runs (memory-mapped); default: in memory only")
     train.add_argument("--out", default=None, help="run folder (default runs/<exp>-n<N>-<time>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out: finished folds are kept, a killed fold continues")

@@ -122,7 +122,8 @@ class Run:
         self.variants = variant_names(options.flip, options.rotation)
         started = time.perf_counter()
         features = compute_features(frame_encoder(prefix, self.size), self.table, self.size,
-                                    self.variants, batch_size=32, progress=options.verbose > 0)
+                                    self.variants, batch_size=32, progress=options.verbose > 0,
+                                    cache_dir=getattr(options, "cache_dir", None), weights=self.weights)
         self.cache_seconds = time.perf_counter() - started
         self.frame_shape = features.shape[2:]
         self.features = tf.constant(features)

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from mer_keras.datasets.frames import read_frame
 from mer_keras.pipeline.augment import apply_variant
+from mer_keras.pipeline.cache_store import cache_key, cached_features
 
 
 def load_frame(key, size) -> np.ndarray:
@@ -25,13 +26,24 @@ def load_frame(key, size) -> np.ndarray:
 
 
 def compute_features(encoder, table, size, variants=("identity",), batch_size=32,
-                     progress=True) -> np.ndarray:
+                     progress=True, cache_dir=None, weights=None) -> np.ndarray:
     """``encoder`` (raw RGB in, features out) on every frame of ``table`` in every variant.
 
-    Returns float32 ``(len(variants), len(table), *feature_shape)``.
+    Returns float32 ``(len(variants), len(table), *feature_shape)``. With ``cache_dir``, the array
+    is kept there (see ``cache_store``; ``weights`` is the backbone's weights record) and reused,
+    memory-mapped read-only, by any later call with the same frames, encoder and weights.
     """
     if len(table) == 0:
         raise ValueError("The frame table is empty: no frames to compute features for.")
+    if cache_dir is None:
+        return _compute(encoder, table, size, variants, batch_size, progress,
+                        lambda shape: np.empty(shape, np.float32))
+    key, description = cache_key(encoder, table, size, variants, weights)
+    return cached_features(cache_dir, key, description, lambda allocate: _compute(
+        encoder, table, size, variants, batch_size, progress, allocate))
+
+
+def _compute(encoder, table, size, variants, batch_size, progress, allocate):
     features = None
     steps = [(v, start) for v in range(len(variants)) for start in range(0, len(table), batch_size)]
 
@@ -50,7 +62,7 @@ def compute_features(encoder, table, size, variants=("identity",), batch_size=32
                 pending = pool.submit(decode, steps[i + 1])
             out = np.asarray(encoder.predict_on_batch(batch), dtype=np.float32)
             if features is None:
-                features = np.empty((len(variants), len(table), *out.shape[1:]), np.float32)
+                features = allocate((len(variants), len(table), *out.shape[1:]))
             features[v, start:start + len(batch)] = out
             bar.update(len(batch))
     bar.close()

@@ -1,0 +1,128 @@
+"""Frozen features kept on disk between runs: a .npy per key, memory-mapped on read.
+
+The key hashes everything the features depend on: every frame file (path, size, mtime_ns,
+interpolation weight), the image size, the encoder's output layer and shape, the weights (file
+sha256, or a hash of the weights themselves when random), the variants and the library versions.
+Any change gives a new key, so a stale file is never read. A file is written under a temporary
+name and renamed last, so a partly written one is never read either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1  # bump when the layout or the meaning of the stored array changes
+
+
+def _versions() -> dict:
+    import cv2
+    import keras
+    import tensorflow as tf
+
+    import mer_keras
+
+    return {"mer_keras": mer_keras.__version__, "keras": keras.__version__,
+            "tensorflow": tf.__version__, "opencv": cv2.__version__, "numpy": np.__version__}
+
+
+def _frames_digest(table) -> str:
+    """sha256 over every frame's files (absolute path, size, mtime_ns) and interpolation weight."""
+    digest, seen = hashlib.sha256(), {}
+    for path_a, path_b, t in table.frames:
+        for path in (path_a, path_b) if t else (path_a,):
+            if path not in seen:
+                try:
+                    stat = os.stat(path)
+                except OSError as error:
+                    raise FileNotFoundError(f"{path}: frame file unreadable for the feature cache: {error}") from error
+                seen[path] = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+            digest.update(seen[path].encode() + b"\n")
+        digest.update(f"t={float(t)!r}\n".encode())
+    return digest.hexdigest()
+
+
+def _output_layer(encoder) -> str:
+    """Name of the layer producing the encoder's output, looking inside nested models."""
+    op = encoder
+    while hasattr(op, "outputs") and op.outputs:
+        op = op.outputs[0]._keras_history.operation
+        if op is encoder:
+            break
+    return op.name
+
+
+def weights_identity(encoder, weights=None) -> dict:
+    """The weights file's sha256 if the record has one, else a hash of the encoder's weights."""
+    weights = dict(weights or {})
+    if weights.get("sha256"):
+        return {"sha256": weights["sha256"]}
+    digest = hashlib.sha256()
+    for array in encoder.get_weights():
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return {"random": True, "seed": weights.get("seed"), "weights_hash": digest.hexdigest()}
+
+
+def cache_key(encoder, table, size, variants, weights=None) -> tuple:
+    """``(key, description)``: the hex key and the JSON-able facts it was computed from."""
+    description = {
+        "format": FORMAT,
+        "frames": len(table),
+        "frames_sha256": _frames_digest(table),
+        "image_size": int(size),
+        "output_layer": _output_layer(encoder),
+        "output_shape": [d for d in encoder.outputs[0].shape[1:]],
+        "weights": weights_identity(encoder, weights),
+        "variants": list(variants),
+        "versions": _versions(),
+    }
+    key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+    return key, description
+
+
+def cached_features(cache_dir, key, description, compute) -> np.ndarray:
+    """The array stored under ``key`` (read-only memmap), computed by ``compute(allocate)`` if absent.
+
+    ``compute`` fills the array returned by ``allocate(shape)``, here a memmap of a temporary file
+    that is renamed to its final name only once complete.
+    """
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"features-{key}.npy"
+    if final.exists():
+        return _read(final, description)
+    temporary = folder / f".features-{key}.npy.tmp-{os.getpid()}"
+    arrays = []
+
+    def allocate(shape):
+        arrays.append(np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=shape))
+        return arrays[-1]
+
+    try:
+        compute(allocate)
+        arrays[-1].flush()
+        del arrays[:]
+        (folder / f"features-{key}.json").write_text(json.dumps(description, indent=1, sort_keys=True))
+        os.replace(temporary, final)  # last: the final name exists only for a complete file
+    finally:
+        del arrays[:]
+        if temporary.exists():
+            temporary.unlink()
+    return _read(final, description)
+
+
+def _read(path, description) -> np.ndarray:
+    try:
+        features = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable feature cache ({error}); delete the file to recompute it.") from error
+    expected = (len(description["variants"]), description["frames"], *description["output_shape"])
+    if features.dtype != np.float32 or tuple(features.shape) != expected:
+        raise ValueError(f"{path}: feature cache holds {features.dtype} {tuple(features.shape)}, expected "
+                         f"float32 {expected}; delete the file to recompute it.")
+    return features

@@ -1,0 +1,141 @@
+"""The on-disk frozen-feature cache: same features, reused without the encoder, invalidated by changes."""
+
+import os
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from mer_keras.cli import parse_args
+from mer_keras.datasets import Clip
+from mer_keras.datasets.short_clips import apply_policy
+from mer_keras.pipeline.cache import compute_features
+from mer_keras.pipeline.windows import build_frame_table
+
+from conftest import write_frames
+
+VARIANTS = ("identity", "flip")
+RECORD = {"source": "file", "path": "/w/rcmalli_vggface_tf_notop_resnet50.h5", "sha256": "ab" * 32}
+
+
+@pytest.fixture
+def encoder():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(5, 3, name="conv")(inputs / 255.0)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="pool")(x))
+    model.calls = 0
+    predict = model.predict_on_batch
+
+    def counted(batch):
+        model.calls += 1
+        return predict(batch)
+
+    model.predict_on_batch = counted
+    return model
+
+
+@pytest.fixture
+def table(tmp_path):
+    clips = []
+    for name, numbers in (("a", range(100, 103)), ("bb", range(7, 12))):
+        paths = write_frames(tmp_path / "frames" / name, numbers, size=(8, 8))
+        for i, path in enumerate(paths):
+            image = np.random.default_rng(i + 10 * len(name)).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+            cv2.imwrite(str(path), image)
+        clips.append(Clip("smic", "s1", name, "negative", tuple(str(p) for p in paths), 100.0))
+    return build_frame_table(apply_policy(clips, 4)[0])  # clip "a" interpolated: t > 0 frames too
+
+
+def _cached(encoder, table, cache, weights=RECORD):
+    return compute_features(encoder, table, 8, VARIANTS, batch_size=4, progress=False,
+                            cache_dir=cache, weights=weights)
+
+
+def _npy(cache):
+    return sorted(p.name for p in cache.glob("features-*.npy"))
+
+
+def test_same_features_with_and_without_the_cache_and_second_call_reads_disk(tmp_path, encoder, table):
+    plain = compute_features(encoder, table, 8, VARIANTS, batch_size=4, progress=False)
+    calls_plain = encoder.calls
+    cache = tmp_path / "cache"
+    first = _cached(encoder, table, cache)
+    assert encoder.calls == 2 * calls_plain  # computed once more, now into the cache
+    np.testing.assert_array_equal(first, plain)
+    second = _cached(encoder, table, cache)
+    assert encoder.calls == 2 * calls_plain  # the encoder was not called again
+    assert isinstance(second, np.memmap) and not second.flags.writeable
+    np.testing.assert_array_equal(second, plain)
+    assert len(_npy(cache)) == 1 and not list(cache.glob(".*tmp*"))
+
+
+def test_a_rewritten_frame_file_invalidates_the_cache(tmp_path, encoder, table):
+    cache = tmp_path / "cache"
+    before = np.array(_cached(encoder, table, cache))
+    path = table.frames[-1][0]
+    stat = os.stat(path)
+    cv2.imwrite(path, np.full((8, 8, 3), 200, np.uint8))  # other pixels, same file size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as a later write would, whatever the clock
+    assert os.stat(path).st_size == stat.st_size
+    calls = encoder.calls
+    after = _cached(encoder, table, cache)
+    assert encoder.calls > calls and len(_npy(cache)) == 2
+    np.testing.assert_array_equal(after, compute_features(encoder, table, 8, VARIANTS, progress=False))
+    assert not np.allclose(after[:, -1], before[:, -1])
+    np.testing.assert_array_equal(after[:, :-1], before[:, :-1])
+
+
+def test_other_weights_invalidate_the_cache(tmp_path, encoder, table):
+    cache = tmp_path / "cache"
+    _cached(encoder, table, cache)
+    calls = encoder.calls
+    _cached(encoder, table, cache, weights={**RECORD, "sha256": "cd" * 32})  # another weights file
+    assert encoder.calls > calls and len(_npy(cache)) == 2
+    _cached(encoder, table, cache, weights={**RECORD, "path": "/elsewhere/same.h5"})  # same file, moved
+    assert len(_npy(cache)) == 2
+    random = {"source": "random", "reason": "--weights none"}
+    _cached(encoder, table, cache, weights=random)
+    assert len(_npy(cache)) == 3
+    encoder.get_layer("conv").kernel.assign(encoder.get_layer("conv").kernel * 2.0)  # other random weights
+    calls = encoder.calls
+    changed = _cached(encoder, table, cache, weights=random)
+    assert encoder.calls > calls and len(_npy(cache)) == 4
+    np.testing.assert_array_equal(changed, compute_features(encoder, table, 8, VARIANTS, progress=False))
+
+
+def test_an_interrupted_computation_leaves_nothing_that_is_read_later(tmp_path, encoder, table):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".features-0123.npy.tmp-1").write_bytes(b"partial")  # left by another, killed process
+    predict = encoder.predict_on_batch
+
+    def dies_on_second_batch(batch):
+        if encoder.calls == 1:
+            raise KeyboardInterrupt
+        return predict(batch)
+
+    encoder.predict_on_batch = dies_on_second_batch
+    with pytest.raises(KeyboardInterrupt):
+        _cached(encoder, table, cache)
+    assert _npy(cache) == [] and [p.name for p in cache.glob(".*tmp*")] == [".features-0123.npy.tmp-1"]
+    encoder.predict_on_batch = predict
+    calls = encoder.calls
+    np.testing.assert_array_equal(_cached(encoder, table, cache),
+                                  compute_features(encoder, table, 8, VARIANTS, progress=False))
+    assert encoder.calls > calls
+
+
+def test_a_damaged_cache_file_is_an_error_naming_it(tmp_path, encoder, table):
+    cache = tmp_path / "cache"
+    _cached(encoder, table, cache)
+    (name,) = _npy(cache)
+    np.save(cache / name, np.zeros((1, 2, 3), np.float32))
+    with pytest.raises(ValueError, match=rf"{name}: feature cache holds .*delete the file"):
+        _cached(encoder, table, cache)
+
+
+def test_the_command_line_has_a_cache_dir_option():
+    assert parse_args("exp2", []).cache_dir is None
+    assert parse_args("exp2", ["--cache-dir", "/tmp/c"]).cache_dir == "/tmp/c"
