@@ -83,6 +83,14 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
         model.add_argument("--deduplicate", action=argparse.BooleanOptionalAction, default=True,
                            help="with a trainable backbone suffix, run it once per distinct frame of a batch and "
                                 "build windows after it (same gradients, far fewer frames per step)")
+    model.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
+                       help="standardize each feature of the frozen backbone with statistics of the training "
+                            "frames (a Keras Normalization layer, kept in the exported model); only with "
+                            "--retrain-from none")
+    if not frame_level:
+        model.add_argument("--relative", action=argparse.BooleanOptionalAction, default=True,
+                           help="feed the LSTM each frame's features minus the window's first frame (change "
+                                "over the window); --no-relative feeds raw features as the paper does")
     model.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
 
     train = p.add_argument_group("training")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mer_keras import metrics, reports
@@ -57,7 +58,8 @@ def prepare_out_dir(options) -> Path:
 
 
 _RUN_DEFINING = ("experiment", "data", "dataset", "n", "short_clips", "image_size", "protocol", "folds",
-                 "seed", "weights", "retrain_from", "backbone", "flip", "rotation", "balance")
+                 "seed", "weights", "retrain_from", "backbone", "flip", "rotation", "balance", "standardize",
+                 "relative")
 
 
 def _check_same_run(before: dict, now: dict, path) -> None:
@@ -132,23 +134,38 @@ class Run:
         self.deduplicate = self.suffix is not None and self.kind != "frame" and options.deduplicate
 
     def head_options(self) -> dict:
-        """Layer sizes and dropout of the head, as the command line set them."""
+        """Layer sizes, dropout and feature handling of the head, as the command line set them."""
         o = self.options
         sizes = {"fc_units": o.fc_units} if self.kind == "frame" else {
-            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units}
+            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units, "relative": o.relative}
+        if not self.deduplicate:
+            sizes["standardize"] = self.standardize
         return {**sizes, "dropout": o.dropout}
+
+    @property
+    def standardize(self) -> bool:
+        """Feature standardization only where features are fixed: a wholly frozen backbone."""
+        return self.options.standardize and self.suffix is None
 
     def windows(self, clips):
         return window_set(clips, self.table, self.n, self.classes)
 
-    def new_model(self) -> keras.Model:
-        """A fresh head (and fresh copy of the trainable suffix) on cached features."""
+    def new_model(self, train_windows) -> keras.Model:
+        """A fresh head (and fresh copy of the trainable suffix) on cached features.
+
+        Feature standardization is adapted on the frames of ``train_windows`` only.
+        """
         encoder = None
         if self.suffix is not None:
             encoder = keras.models.clone_model(self.suffix)
             encoder.set_weights(self.suffix.get_weights())
         build = build_deduplicated_model if self.deduplicate else build_model
         model = build(self.kind, len(self.classes), self.frame_shape, self.n, encoder, **self.head_options())
+        if self.standardize:
+            frames = tf.gather(self.features[0], np.unique(train_windows.rows)).numpy()
+            if self.kind != "frame":
+                frames = frames[:, None]  # the layer was built on (batch, n, features)
+            model.get_layer("feature_standardization").adapt(frames)
         return compile_model(model, self.options.lr)
 
     def dataset(self, windows, training: bool, seed: int = 0):
@@ -161,9 +178,10 @@ class Run:
 
     def train(self, train_clips, validation_clips, folder, seed: int):
         """Fit a new model on ``train_clips``; checkpoint chosen on ``validation_clips``."""
-        train_data, samples = self.dataset(self.windows(train_clips), True, seed)
+        train_windows = self.windows(train_clips)
+        train_data, samples = self.dataset(train_windows, True, seed)
         validation = self.dataset(self.windows(validation_clips), False)[0] if validation_clips else None
-        model = self.new_model()
+        model = self.new_model(train_windows)
         history = fit(model, train_data, validation, folder, epochs=self.options.epochs,
                       early_stopping=self.options.early_stopping, verbose=self.options.verbose,
                       callbacks=self.callbacks)

@@ -30,13 +30,34 @@ class FramewiseTimeDistributed(layers.TimeDistributed):
         return ops.reshape(outputs, (batch, steps, *outputs.shape[1:]))
 
 
+@keras.saving.register_keras_serializable(package="mer_keras")
+class SubtractFirstFrame(layers.Layer):
+    """``(B, N, D)`` -> each frame's features minus those of the window's first frame.
+
+    The sequence model then sees how the face changes over the window rather than who it is.
+    """
+
+    def call(self, inputs):
+        return inputs - inputs[:, :1]
+
+
+def _frame_features(x, standardize: bool, relative: bool):
+    if standardize:  # statistics set later from training features: Normalization.adapt
+        x = layers.Normalization(axis=-1, name="feature_standardization")(x)
+    if relative:
+        x = SubtractFirstFrame(name="window_relative")(x)
+    return x
+
+
 def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, encoder=None, *,
                 fc_units=(512, 128), lstm_units=(512, 256, 128), bilstm_units=256,
-                dropout=0.3, name=None) -> keras.Model:
+                dropout=0.3, standardize=False, relative=False, name=None) -> keras.Model:
     """A frame (``kind="frame"``) or clip (``"lstm"``, ``"bilstm"``) classifier.
 
     ``frame_shape`` is one frame's input (raw ``(H, W, 3)`` or cached features); clip models take
-    ``(n, *frame_shape)``. The softmax runs in float32 under mixed precision.
+    ``(n, *frame_shape)``. ``standardize`` adds a Normalization of the per-frame features (adapt it
+    on training features); ``relative`` (clip models) subtracts each window's first frame. The
+    softmax runs in float32 under mixed precision.
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
@@ -47,7 +68,7 @@ def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, 
     frame_shape = tuple(frame_shape)
     if kind == "frame":
         inputs = keras.Input(frame_shape, name="frames")
-        x = encoder(inputs) if encoder is not None else inputs
+        x = _frame_features(encoder(inputs) if encoder is not None else inputs, standardize, False)
         for i, units in enumerate(fc_units, start=1):
             x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
             x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
@@ -56,6 +77,7 @@ def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, 
         return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
     inputs = keras.Input((n, *frame_shape), name="clips")
     x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if encoder is not None else inputs
+    x = _frame_features(x, standardize, relative)
     outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
     return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
 
@@ -86,7 +108,7 @@ class GatherFrames(layers.Layer):
 
 def build_deduplicated_model(kind: str, num_classes: int, frame_shape, n: int, encoder, *,
                              lstm_units=(512, 256, 128), bilstm_units=256, dropout=0.3,
-                             name=None) -> keras.Model:
+                             relative=False, name=None) -> keras.Model:
     """A clip model that runs ``encoder`` once per distinct frame of a batch, then gathers windows.
 
     Inputs: ``frames`` (distinct frames of the batch) and ``index`` ``(B, n)`` into them. Same
@@ -98,6 +120,7 @@ def build_deduplicated_model(kind: str, num_classes: int, frame_shape, n: int, e
     frames = keras.Input(tuple(frame_shape), name="frames")
     index = keras.Input((n,), dtype="int32", name="index")
     x = GatherFrames(name="gather_windows")([encoder(frames), index])
+    x = _frame_features(x, False, relative)
     outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
     return keras.Model([frames, index], outputs, name=name or f"mer_{kind}_deduplicated")
 
@@ -120,6 +143,8 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model) -> list:
         if shapes != expected:
             raise ValueError(f"Layer {layer.name!r}: shapes {shapes} do not match {expected} in {target.name!r}.")
         destination.set_weights(weights)
+        if isinstance(destination, layers.Normalization):
+            destination.finalize_state()  # its mean/variance tensors are derived from the weights
         copied.append(layer.name)
     return copied
 

@@ -82,6 +82,11 @@ def deviations(run) -> list:
     if o.retrain_from in (None, "none"):
         found.append("whole backbone frozen (--retrain-from none); the paper retrains from a layer l_s "
                      "picked with Grad-CAM")
+    if run.standardize:
+        found.append("frozen features standardized with training-frame statistics (Normalization layer)")
+    if run.kind != "frame" and o.relative:
+        found.append("the LSTM sees each window's features minus its first frame's (--relative); the paper "
+                     "feeds raw features")
     if o.backbone == "tiny":
         found.append("tiny test backbone (1 block per stage, 1/16 width), not ResNet-50")
     found.append("frame augmentation uses cached variants (" + ", ".join(run.variants)
