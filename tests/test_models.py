@@ -74,3 +74,22 @@ def test_trained_head_moves_into_full_model_by_name(encoder):
     wrong = build_model("lstm", 3, (4,), 5, lstm_units=(7, 5, 4))
     with pytest.raises(ValueError, match="Layer 'lstm1': shapes"):
         copy_weights_by_name(wrong, full)
+
+
+def test_window_relative_features_and_standardization_survive_the_move_to_the_full_model(encoder):
+    cached = build_model("lstm", 3, (4,), 5, lstm_units=(6, 5, 4), standardize=True, relative=True)
+    frames = np.random.default_rng(2).normal(3.0, 2.0, (50, 1, 4)).astype("float32")
+    cached.get_layer("feature_standardization").adapt(frames)
+    x = np.random.default_rng(3).random((2, 5, 4), np.float32)
+    standardized = cached.get_layer("feature_standardization")(x)
+    np.testing.assert_allclose(standardized, (x - frames.mean((0, 1))) / frames.std((0, 1)), rtol=1e-4, atol=1e-4)
+    relative = np.asarray(cached.get_layer("window_relative")(standardized))
+    np.testing.assert_allclose(relative[:, 0], 0.0)
+    np.testing.assert_allclose(relative[:, 3], np.asarray(standardized)[:, 3] - np.asarray(standardized)[:, 0],
+                               atol=1e-6)
+    # the full model (encoder in front) gets the adapted statistics by name and answers the same
+    full = build_model("lstm", 3, (8, 8, 3), 5, encoder, lstm_units=(6, 5, 4), standardize=True, relative=True)
+    assert "feature_standardization" in copy_weights_by_name(cached, full)
+    clips = np.random.default_rng(4).random((2, 5, 8, 8, 3), np.float32)
+    features = np.asarray(FramewiseTimeDistributed(encoder)(clips))
+    np.testing.assert_allclose(full(clips), cached(features), atol=1e-5)
