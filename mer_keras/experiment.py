@@ -165,7 +165,12 @@ class Run:
             frames = tf.gather(self.features[0], np.unique(train_windows.rows)).numpy()
             if self.kind != "frame":
                 frames = frames[:, None]  # the layer was built on (batch, n, features)
-            model.get_layer("feature_standardization").adapt(frames)
+            standardization = model.get_layer("feature_standardization")
+            standardization.adapt(frames)
+            # features that (almost) never move on the training frames are not blown up by 1/std
+            variance = standardization.adapt_variance.numpy()
+            standardization.adapt_variance.assign(np.maximum(variance, 1e-3 * variance.mean()))
+            standardization.finalize_state()
         return compile_model(model, self.options.lr)
 
     def dataset(self, windows, training: bool, seed: int = 0):
