@@ -69,7 +69,9 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                             "file; auto = vggface2 if found or downloadable, else random on synthetic data only")
     model.add_argument("--retrain-from", default="none",
                        help="first backbone layer to retrain (l_s), e.g. conv5_1_1x1_reduce; none = "
-                            "whole backbone frozen")
+                            "whole backbone frozen; auto = the block whose output Grad-CAM finds best focused "
+                            "on the moving regions, on the untrained backbone (the paper's way; written to "
+                            "config.json)")
     model.add_argument("--backbone", choices=("resnet50", "tiny"), default="resnet50",
                        help="tiny = a 1-block-per-stage, 1/16-width ResNet for quick checks (random weights)")
     if frame_level:

@@ -88,6 +88,35 @@ def make_folds(clips, options):
                          validation_fraction=options.validation_fraction)
 
 
+def resolve_retrain_from(run):
+    """``(retrain_from, choice)``: ``--retrain-from`` as given, or for ``auto`` the Grad-CAM choice.
+
+    ``auto`` runs the layer sweep once per run on the untrained backbone (label-free target: the
+    mean pooled feature), so it cannot look at any fold's test results; a resumed run reuses the
+    choice written in its config.json.
+    """
+    if run.options.retrain_from != "auto":
+        return run.options.retrain_from, None
+    previous = run.out / "config.json"
+    if run.options.resume and previous.exists():
+        choice = reports.read_json(previous).get("backbone_split", {}).get("auto")
+        if choice:
+            return choice["retrain_from"], choice
+    try:
+        from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
+    except ImportError as error:
+        raise ImportError("--retrain-from auto needs tf-keras-vis: pip install 'mer_keras[gradcam]'") from error
+    retrain_from, scores = choose_retrain_layer(run.backbone, run.clips, run.size, classes=run.classes,
+                                                seed=run.options.seed)
+    choice = {"retrain_from": retrain_from, "chosen_layer": choose_layer(scores),
+              "focus_before_training": scores, "regions": describe_regions(run.clips),
+              "how": "Grad-CAM of the mean pooled feature on the untrained backbone, 3 frames per class; "
+                     "the block whose output has the best focus is the first one retrained"}
+    print(f"--retrain-from auto: {choice['chosen_layer']} focuses best -> retraining from {retrain_from}",
+          flush=True)
+    return retrain_from, choice
+
+
 def frame_encoder(prefix, size) -> keras.Model:
     """Raw RGB frames in, frozen-prefix features out: what the cache stores."""
     inputs = keras.Input((size, size, 3), name="rgb_frames")
@@ -119,7 +148,8 @@ class Run:
         self.clips = [c for c, _ in self.planned]
         self.folds = make_folds(self.clips, options)
         self.backbone, self.weights = resolve_backbone(options, self.size, self.synthetic)
-        prefix, self.suffix = split_backbone(self.backbone, options.retrain_from)
+        self.retrain_from, self.retrain_choice = resolve_retrain_from(self)
+        prefix, self.suffix = split_backbone(self.backbone, self.retrain_from)
         self.table = build_frame_table(self.planned)
         self.variants = variant_names(options.flip, options.rotation)
         started = time.perf_counter()

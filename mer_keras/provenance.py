@@ -79,7 +79,7 @@ def deviations(run) -> list:
         found.append(f"backbone weights: random ({run.weights['reason']}), not VGGFace2")
     if o.image_size != 224:
         found.append(f"image size {o.image_size}x{o.image_size}, not 224x224")
-    if o.retrain_from in (None, "none"):
+    if run.retrain_from in (None, "none"):
         found.append("whole backbone frozen (--retrain-from none); the paper retrains from a layer l_s "
                      "picked with Grad-CAM")
     if run.standardize:

@@ -143,6 +143,29 @@ def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smi
         assert same is not changed, name
 
 
+def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic, tmp_path, monkeypatch):
+    from mer_keras.gradcam.sweep import choose_layer
+
+    _run("exp2", tiny_smic, tmp_path / "run", "--retrain-from", "auto", "--folds", "2", "--no-final", "--epochs", "1")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    split = config["backbone_split"]
+    scores = split["auto"]["focus_before_training"]
+    assert len(scores) == 4 and split["auto"]["chosen_layer"] == choose_layer(scores)  # one per stage of tiny
+    assert split["retrain_from"] == split["auto"]["chosen_layer"].replace("_out", "_1x1_reduce")
+    assert "moving-region masks" in split["auto"]["regions"]["kind"]
+    # the cache holds the input of the chosen block: 16 px maps after stage 1, halved per later stage
+    stage = int(split["retrain_from"][4])
+    assert config["frame_cache"]["feature_shape"][0] == {2: 8, 3: 8, 4: 4, 5: 2}[stage]
+    # a resumed run keeps the recorded choice instead of sweeping again
+    def refuse(*args, **kwargs):
+        raise AssertionError("swept again on resume")
+
+    monkeypatch.setattr("mer_keras.gradcam.sweep.choose_retrain_layer", refuse)
+    _run("exp2", tiny_smic, tmp_path / "run", "--retrain-from", "auto", "--folds", "2", "--no-final",
+         "--epochs", "1", "--resume")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backbone_split"] == split
+
+
 def _find_layer(model, name):
     for layer in model.layers:
         if layer.name == name:

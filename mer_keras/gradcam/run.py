@@ -118,7 +118,7 @@ def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, fac
               "after": layer_sweep(after, samples, layers, method)}
     scores = {name: {layer: sweep[layer]["score"] for layer in layers} for name, sweep in sweeps.items()}
     chosen = choose_layer(scores["before"])
-    retrain = options.get("retrain_from")
+    retrain = config.get("backbone_split", {}).get("retrain_from", options.get("retrain_from"))
     retrained = None if retrain in (None, "none") else retrain
     frozen = frozen_match(before_backbone, find_backbone(after), retrained)
     focus = {
