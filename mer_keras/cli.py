@@ -106,7 +106,8 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                        help="auto = mixed_float16 on a GPU, float32 on CPU")
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
     train.add_argument("--cache-dir", default=None,
-                       help="where frozen features are kept between runs (memory-mapped); default: in memory only")
+                       help="keep the frozen features on disk here, reused by later runs; training reads the rows "
+                            "of each batch from disk, so memory stays low; default: in memory only")
     train.add_argument("--out", default=None, help="run folder (default runs/<exp>-n<N>-<time>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out: finished folds are kept, a killed fold continues")

@@ -20,7 +20,8 @@ from mer_keras.datasets.short_clips import apply_policy, timeline
 from mer_keras.models import EXPERIMENT_KIND, build_deduplicated_model, build_model
 from mer_keras.pipeline.augment import variant_names
 from mer_keras.pipeline.cache import compute_features
-from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
+from mer_keras.pipeline.cache_store import DiskFeatures
+from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset, training_frames
 from mer_keras.pipeline.windows import build_frame_table, window_set
 from mer_keras.protocols import loso, subject_kfold
 from mer_keras.provenance import resolve_backbone, resolve_precision
@@ -158,7 +159,8 @@ class Run:
                                     cache_dir=getattr(options, "cache_dir", None), weights=self.weights)
         self.cache_seconds = time.perf_counter() - started
         self.frame_shape = features.shape[2:]
-        self.features = tf.constant(features)
+        # with --cache-dir the features stay on disk and batches read their rows; otherwise in memory
+        self.features = DiskFeatures(features) if isinstance(features, np.memmap) else tf.constant(features)
         del features
         # a trainable suffix under a clip model runs once per distinct frame of a batch
         self.deduplicate = self.suffix is not None and self.kind != "frame" and options.deduplicate
@@ -192,7 +194,7 @@ class Run:
         build = build_deduplicated_model if self.deduplicate else build_model
         model = build(self.kind, len(self.classes), self.frame_shape, self.n, encoder, **self.head_options())
         if self.standardize:
-            frames = tf.gather(self.features[0], np.unique(train_windows.rows)).numpy()
+            frames = training_frames(self.features, np.unique(train_windows.rows))
             if self.kind != "frame":
                 frames = frames[:, None]  # the layer was built on (batch, n, features)
             standardization = model.get_layer("feature_standardization")

@@ -139,3 +139,35 @@ def test_a_damaged_cache_file_is_an_error_naming_it(tmp_path, encoder, table):
 def test_the_command_line_has_a_cache_dir_option():
     assert parse_args("exp2", []).cache_dir is None
     assert parse_args("exp2", ["--cache-dir", "/tmp/c"]).cache_dir == "/tmp/c"
+
+
+def test_disk_features_read_the_rows_that_memory_holds(tmp_path, encoder, table):
+    from mer_keras.pipeline.cache_store import DiskFeatures
+
+    in_memory = compute_features(encoder, table, 8, VARIANTS, progress=False)
+    disk = DiskFeatures(_cached(encoder, table, tmp_path / "cache"))
+    assert disk.shape == in_memory.shape
+    variants, rows = np.array([[1, 0, 1], [0, 0, 1]]), np.array([[3, 3, 0], [len(table) - 1, 2, 3]])
+    np.testing.assert_array_equal(disk.read(variants, rows), in_memory[variants, rows])
+
+
+@pytest.mark.parametrize("deduplicated", [False, True])
+def test_datasets_read_from_disk_give_the_same_batches(tmp_path, encoder, table, deduplicated):
+    from mer_keras.pipeline.cache_store import DiskFeatures
+    from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
+    from mer_keras.pipeline.windows import WindowSet, sliding_windows
+
+    in_memory = compute_features(encoder, table, 8, VARIANTS, progress=False)
+    disk = DiskFeatures(_cached(encoder, table, tmp_path / "cache"))
+    rows = sliding_windows(np.arange(len(table)), 3)
+    windows = WindowSet(rows.astype(np.int32), np.arange(len(rows)) // 3, np.arange(len(rows)) % 2,
+                        tuple(range(len(rows) // 3 + 1)))
+    make = make_deduplicated_dataset if deduplicated else make_dataset
+    for training in (True, False):
+        batches = []
+        for features in (in_memory, disk):
+            batches.append(list(make(features, windows, 2, 2, training=training, seed=4)[0].as_numpy_iterator()))
+        assert len(batches[0]) == len(batches[1]) > 1
+        for ours, theirs in zip(*batches):
+            for a, b in zip(keras.tree.flatten(ours), keras.tree.flatten(theirs)):
+                np.testing.assert_array_equal(a, b)

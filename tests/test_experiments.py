@@ -143,6 +143,18 @@ def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smi
         assert same is not changed, name
 
 
+@pytest.mark.parametrize("retrain_from", ["none", "conv5_1_1x1_reduce"])
+def test_features_read_from_the_disk_cache_give_the_same_run(tiny_smic, tmp_path, retrain_from):
+    settings = ["--retrain-from", retrain_from, "--folds", "2", "--no-final", "--epochs", "1"]
+    _run("exp2", tiny_smic, tmp_path / "memory", *settings)
+    _run("exp2", tiny_smic, tmp_path / "disk", *settings, "--cache-dir", str(tmp_path / "cache"))
+    assert len(list((tmp_path / "cache").glob("features-*.npy"))) == 1
+    memory, disk = (pd.read_csv(tmp_path / name / "predictions.csv") for name in ("memory", "disk"))
+    assert list(memory["clip"]) == list(disk["clip"])
+    probs = [c for c in memory.columns if c.startswith("p_")]
+    np.testing.assert_allclose(memory[probs].to_numpy(), disk[probs].to_numpy(), atol=1e-5)
+
+
 def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic, tmp_path, monkeypatch):
     from mer_keras.gradcam.sweep import choose_layer
 

@@ -1,10 +1,12 @@
-"""Frozen features kept on disk between runs: a .npy per key, memory-mapped on read.
+"""Frozen features kept on disk between runs: a .npy per key, read row by row on demand.
 
 The key hashes everything the features depend on: every frame file (path, size, mtime_ns,
 interpolation weight), the image size, the encoder's output layer and shape, the weights (file
 sha256, or a hash of the weights themselves when random), the variants and the library versions.
 Any change gives a new key, so a stale file is never read. A file is written under a temporary
-name and renamed last, so a partly written one is never read either.
+name and renamed last, so a partly written one is never read either. Rows are written and read
+with ``os.pwrite``/``os.preadv`` (``DiskFeatures``), not through a memory map, so the features
+never count against the process's memory: only the rows of the batch in hand do.
 """
 
 from __future__ import annotations
@@ -97,20 +99,20 @@ def cached_features(cache_dir, key, description, compute) -> np.ndarray:
     if final.exists():
         return _read(final, description)
     temporary = folder / f".features-{key}.npy.tmp-{os.getpid()}"
-    arrays = []
+    files = []
 
     def allocate(shape):
-        arrays.append(np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=shape))
-        return arrays[-1]
+        files.append(_RowWriter(temporary, shape))
+        return files[-1]
 
     try:
         compute(allocate)
-        arrays[-1].flush()
-        del arrays[:]
+        files[-1].close()
         (folder / f"features-{key}.json").write_text(json.dumps(description, indent=1, sort_keys=True))
         os.replace(temporary, final)  # last: the final name exists only for a complete file
     finally:
-        del arrays[:]
+        for file in files:
+            file.close()
         if temporary.exists():
             temporary.unlink()
     return _read(final, description)
@@ -126,3 +128,60 @@ def _read(path, description) -> np.ndarray:
         raise ValueError(f"{path}: feature cache holds {features.dtype} {tuple(features.shape)}, expected "
                          f"float32 {expected}; delete the file to recompute it.")
     return features
+
+
+class _RowWriter:
+    """``writer[v, start:stop] = rows`` into a new float32 ``.npy`` of ``shape``, with plain writes."""
+
+    def __init__(self, path, shape):
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)  # sparse body
+        self.offset = header.offset
+        del header
+        self.shape = tuple(shape)
+        self.row_bytes = int(np.prod(self.shape[2:], dtype=np.int64)) * 4
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def __setitem__(self, index, rows):
+        variant, frames = index
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        at = self.offset + (variant * self.shape[1] + frames.start) * self.row_bytes
+        written = os.pwrite(self.fd, rows.tobytes(), at)
+        if written != rows.nbytes:
+            raise OSError(f"short write to the feature cache: {written} of {rows.nbytes} bytes")
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class DiskFeatures:
+    """A cached ``(variants, frames, *row_shape)`` array left on disk; ``read`` fetches rows on demand."""
+
+    def __init__(self, array: np.memmap):
+        self.path, self.offset = str(array.filename), int(array.offset)
+        self.shape = tuple(array.shape)
+        self.row_shape = self.shape[2:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * 4
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    def __repr__(self):
+        return f"DiskFeatures({self.path}, shape={self.shape})"
+
+    def read(self, variants, rows) -> np.ndarray:
+        """float32 ``(*rows.shape, *row_shape)``: row ``rows[i]`` of variant ``variants[i]``, each read once."""
+        variants, rows = np.asarray(variants, np.int64), np.asarray(rows, np.int64)
+        flat = np.broadcast_to(variants, rows.shape).ravel() * self.shape[1] + rows.ravel()
+        distinct, inverse = np.unique(flat, return_inverse=True)
+        out = np.empty((len(distinct), *self.row_shape), np.float32)
+        for i, index in enumerate(distinct):
+            got = os.preadv(self._fd, [memoryview(out[i]).cast("B")], self.offset + int(index) * self.row_bytes)
+            if got != self.row_bytes:
+                raise ValueError(f"{self.path}: feature cache truncated at row {index}; delete it to recompute.")
+        return out[inverse.ravel()].reshape(*rows.shape, *self.row_shape)
+
+    def __del__(self):
+        try:
+            os.close(self._fd)
+        except (AttributeError, OSError):
+            pass

@@ -1,26 +1,47 @@
-"""tf.data pipelines over cached features: balanced, shuffled training windows and plain test windows."""
+"""tf.data pipelines over cached features: balanced, shuffled training windows and plain test windows.
+
+Features are a ``(variants, frames, ...)`` array in memory, or a ``DiskFeatures`` whose rows are
+read from the on-disk cache batch by batch.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
+from mer_keras.pipeline.cache_store import DiskFeatures
 from mer_keras.pipeline.windows import WindowSet, balanced_indices
 
 
-def _fetcher(features: tf.Tensor, rows: tf.Tensor, labels: tf.Tensor, num_classes: int,
-             random_variant: bool, squeeze_time: bool, seed: int):
-    variants = features.shape[0]
+def frame_gather(features):
+    """``(gather, shape)``: ``gather(variant ids, frame rows)`` -> their features, as a TF function."""
+    if isinstance(features, DiskFeatures):
+        def gather(variant, rows):
+            x = tf.numpy_function(features.read, [variant, rows], tf.float32, stateful=False)
+            return tf.ensure_shape(x, rows.shape.concatenate(features.row_shape))
 
-    def fetch(ids):
+        return gather, features.shape
+    features = tf.convert_to_tensor(features)
+    return (lambda variant, rows: tf.gather_nd(features, tf.stack([variant, rows], axis=-1))), features.shape
+
+
+def training_frames(features, rows) -> np.ndarray:
+    """The identity-variant features of frame ``rows`` as a NumPy array (e.g. to adapt a normalization)."""
+    rows = np.asarray(rows)
+    if isinstance(features, DiskFeatures):
+        return features.read(np.zeros_like(rows), rows)
+    return tf.gather(features[0], rows).numpy()
+
+
+def _fetcher(features, rows: tf.Tensor, labels: tf.Tensor, num_classes: int, squeeze_time: bool):
+    gather, shape = frame_gather(features)
+    variants = shape[0]
+
+    def fetch(ids, draws):
         window_rows = tf.gather(rows, ids)  # (B, n)
-        if random_variant and variants > 1:
-            variant = tf.random.uniform(tf.shape(ids), 0, variants, dtype=tf.int32, seed=seed)
-        else:
-            variant = tf.zeros_like(ids, dtype=tf.int32)
         # one variant per window: every frame of a window gets the same augmentation
-        variant = tf.broadcast_to(variant[:, None], tf.shape(window_rows))
-        x = tf.gather_nd(features, tf.stack([variant, window_rows], axis=-1))
+        variant = tf.cast(draws % variants, tf.int32)
+        x = gather(tf.broadcast_to(variant[:, None], tf.shape(window_rows)), window_rows)
         if squeeze_time:
             x = tf.squeeze(x, axis=1)
         return x, tf.one_hot(tf.gather(labels, ids), num_classes)
@@ -33,22 +54,26 @@ def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int
     """Batches of ``(x, one-hot y)`` from a cached feature array ``(variants, frames, ...)``.
 
     Training: windows resampled so classes are about equal (``balance``), a random cached variant
-    per window, reshuffled every epoch. Otherwise: every window once, in order, identity variant.
-    Returns ``(dataset, sample_count)``.
+    per window, reshuffled every epoch; the same ``seed`` gives the same batches. Otherwise: every
+    window once, in order, identity variant. Returns ``(dataset, sample_count)``.
     """
     if len(windows) == 0:
         raise ValueError("No windows to make a dataset from.")
-    features = tf.convert_to_tensor(features)
     ids = np.arange(len(windows))
     if training and balance:
         ids = balanced_indices(windows.labels, num_classes, np.random.default_rng(seed))
     fetch = _fetcher(features, tf.constant(windows.rows), tf.constant(windows.labels), num_classes,
-                     random_variant=training, squeeze_time=squeeze_time, seed=seed)
+                     squeeze_time=squeeze_time)
     dataset = tf.data.Dataset.from_tensor_slices(ids.astype(np.int32))
     if training:
         dataset = dataset.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(fetch, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE), len(ids)
+        # variant draws come from a seeded stream beside the ids, not from a random op inside the
+        # parallel map, whose draws would depend on thread timing
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    else:
+        draws = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
+    dataset = tf.data.Dataset.zip((dataset, draws)).batch(batch_size)
+    return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), len(ids)
 
 
 def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, training: bool,
@@ -82,9 +107,8 @@ def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, ba
     """
     if len(windows) == 0:
         raise ValueError("No windows to make a dataset from.")
-    features = tf.convert_to_tensor(features)
-    variants, frames_per_variant = features.shape[0], features.shape[1]
-    flat = tf.reshape(features, (variants * frames_per_variant, *features.shape[2:]))
+    gather, shape = frame_gather(features)
+    variants, frames_per_variant = shape[0], shape[1]
     rows, labels = tf.constant(windows.rows), tf.constant(windows.labels)
     rng = np.random.default_rng(seed)
     count = len(_grouped_order(windows, num_classes, variants, training=training, balance=balance,
@@ -100,7 +124,8 @@ def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, ba
         window_rows = tf.gather(rows, ids)
         keys = variant[:, None] * frames_per_variant + window_rows
         distinct, index = tf.unique(tf.reshape(keys, [-1]))
-        inputs = (tf.gather(flat, distinct), tf.reshape(index, tf.shape(window_rows)))
+        frames = gather(distinct // frames_per_variant, distinct % frames_per_variant)
+        inputs = (frames, tf.reshape(index, tf.shape(window_rows)))
         return inputs, tf.one_hot(tf.gather(labels, ids), num_classes)
 
     spec = tf.TensorSpec((None,), tf.int32)
