@@ -82,6 +82,9 @@ def deviations(run) -> list:
     if run.retrain_from in (None, "none"):
         found.append("whole backbone frozen (--retrain-from none); the paper retrains from a layer l_s "
                      "picked with Grad-CAM")
+    else:
+        found.append(f"retrained from {run.retrain_from} with its BatchNorm layers frozen (VGGFace2 statistics, "
+                     "inference mode); the paper does not say")
     if run.standardize:
         found.append("frozen features standardized with training-frame statistics (Normalization layer)")
     if run.kind != "frame" and o.relative:

@@ -68,7 +68,8 @@ def test_freeze_before_table(tiny, start):
             position = order.index(layer.name[: len("convS_B")])
         else:
             position = len(order)  # input / pooling: nothing to freeze, left trainable
-        assert layer.trainable == (position >= first_trainable), layer.name
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        assert layer.trainable == (position >= first_trainable and not is_bn), layer.name
     trainable = {v.path.split("/")[0] for v in tiny.trainable_weights}
     assert start in trainable and "conv1_7x7_s2" not in trainable
 
@@ -78,7 +79,7 @@ def test_freeze_before_none_freezes_everything(tiny, name):
     freeze_before(tiny, name)
     assert tiny.trainable_weights == []
     freeze_before(tiny, "conv2_1_1x1_reduce")  # and back: everything but the stem trains again
-    expected = [v.path for v in tiny.weights if "moving" not in v.path and not v.path.startswith("conv1_")]
+    expected = [v.path for v in tiny.weights if "_bn/" not in v.path and not v.path.startswith("conv1_")]
     assert sorted(v.path for v in tiny.trainable_weights) == sorted(expected)
 
 
@@ -90,9 +91,10 @@ def test_invalid_start_lists_candidates(tiny, bad):
         assert "conv5_1_1x1_reduce" in str(info.value)
 
 
-def test_frozen_batchnorm_keeps_its_statistics_during_fit(tiny):
+@pytest.mark.parametrize("train_batchnorm", [False, True])
+def test_frozen_batchnorm_keeps_its_statistics_during_fit(tiny, train_batchnorm):
     """Keras 3: BN with trainable=False runs in inference mode, so fit does not move its moving stats."""
-    freeze_before(tiny, "conv4_1_1x1_reduce")
+    freeze_before(tiny, "conv4_1_1x1_reduce", train_batchnorm=train_batchnorm)
     head = keras.layers.Dense(3, name="head")
     model = keras.Sequential([tiny, head])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
@@ -105,9 +107,11 @@ def test_frozen_batchnorm_keeps_its_statistics_during_fit(tiny):
     for name in ("conv1_7x7_s2", "conv1_7x7_s2_bn", "conv3_2_1x1_increase_bn"):
         for old, new in zip(before[name], tiny.get_layer(name).get_weights()):
             np.testing.assert_array_equal(old, new, err_msg=name)
-    assert not np.allclose(before["conv4_1_1x1_reduce"][0], tiny.get_layer("conv4_1_1x1_reduce").kernel.numpy())
-    assert not np.allclose(before["conv4_1_1x1_reduce_bn"][2], trained_bn.moving_mean.numpy())
-    assert not frozen_bn.trainable and trained_bn.trainable
+    assert not np.array_equal(before["conv4_1_1x1_reduce"][0], tiny.get_layer("conv4_1_1x1_reduce").kernel.numpy())
+    # BN of the retrained blocks: frozen like the rest by default, or trained in training mode
+    moved = not np.allclose(before["conv4_1_1x1_reduce_bn"][2], trained_bn.moving_mean.numpy())
+    assert moved is train_batchnorm and trained_bn.trainable is train_batchnorm
+    assert not frozen_bn.trainable
 
 
 @pytest.mark.parametrize("start", TINY_STARTS)

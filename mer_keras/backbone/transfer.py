@@ -52,11 +52,14 @@ def _is_none(layer_name):
     return layer_name is None or (isinstance(layer_name, str) and layer_name.lower() == "none")
 
 
-def freeze_before(model, layer_name):
+def freeze_before(model, layer_name, train_batchnorm=False):
     """Freezes the stem and every block before the one starting at `layer_name`; the rest trains.
 
     `layer_name` None or "none" freezes everything. Frozen BatchNorm runs in inference mode
-    (Keras 3 behaviour for `trainable=False`), so its moving statistics stay as loaded.
+    (Keras 3 behaviour for `trainable=False`), so its moving statistics stay as loaded. Unless
+    `train_batchnorm`, the BatchNorm layers of the retrained blocks stay frozen too (the usual
+    fine-tuning practice): a frame's features then never depend on which frames share its batch,
+    which is what lets a batch run each distinct frame once (see `models.build_deduplicated_model`).
     """
     if _is_none(layer_name):
         model.trainable = False
@@ -66,6 +69,8 @@ def freeze_before(model, layer_name):
     for layer in model.layers:
         block = _block_of(layer.name)
         layer.trainable = block is None or block >= start
+        if isinstance(layer, keras.layers.BatchNormalization) and not train_batchnorm:
+            layer.trainable = False
     return model
 
 
@@ -76,7 +81,7 @@ def frozen_output_name(model, retrain_from):
     return before[-1] if before else "pool1"
 
 
-def split_backbone(backbone, retrain_from):
+def split_backbone(backbone, retrain_from, train_batchnorm=False):
     """`(frozen_prefix, trainable_suffix)` with `suffix(prefix(x)) == backbone(x)`; freezes as `freeze_before`.
 
     Both share the backbone's layers (same names, same variables), so training the suffix trains
@@ -90,7 +95,7 @@ def split_backbone(backbone, retrain_from):
         raise TypeError(f"split_backbone needs a VGGFaceResNet50. Received: {type(backbone).__name__}")
     cut_name = frozen_output_name(backbone, retrain_from)
     cut = backbone.get_layer(cut_name).output
-    freeze_before(backbone, retrain_from)
+    freeze_before(backbone, retrain_from, train_batchnorm)
     prefix = keras.Model(backbone.input, cut, name=f"{backbone.name}_frozen")
     prefix.trainable = False
     features = keras.Input(shape=cut.shape[1:], name=f"{cut_name}_features")
