@@ -105,7 +105,9 @@ def resolve_retrain_from(run):
             return choice["retrain_from"], choice
     try:
         from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
-    except ImportError as error:
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("tf_keras_vis"):
+            raise
         raise ImportError("--retrain-from auto needs tf-keras-vis: pip install 'mer_keras[gradcam]'") from error
     retrain_from, scores = choose_retrain_layer(run.backbone, run.clips, run.size, classes=run.classes,
                                                 seed=run.options.seed)

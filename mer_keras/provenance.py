@@ -83,7 +83,7 @@ def deviations(run) -> list:
         found.append("whole backbone frozen (--retrain-from none); the paper retrains from a layer l_s "
                      "picked with Grad-CAM")
     else:
-        found.append(f"retrained from {run.retrain_from} with its BatchNorm layers frozen (VGGFace2 statistics, "
+        found.append(f"retrained from {run.retrain_from} with its BatchNorm layers frozen (loaded statistics, "
                      "inference mode); the paper does not say")
     if run.standardize:
         found.append("frozen features standardized with training-frame statistics (Normalization layer)")

@@ -51,7 +51,7 @@ def write_config(run) -> dict:
         "precision": run.precision,
         "seeds": {"folds": run.options.seed, "training": run.options.seed,
                   "note": "fold k trains with seed + k; keras.utils.set_random_seed(seed) at start"},
-        "backbone_split": {"retrain_from": run.retrain_from, "auto": run.retrain_choice},
+        "backbone_split": {"retrain_from": run.retrain_from, "auto": run.retrain_choice, "train_batchnorm": False},
         "short_clips": run.short_report,
         "frame_cache": {"distinct_frames": len(run.table), "interpolated_frames": run.table.interpolated,
                         "variants": list(run.variants), "feature_shape": list(run.frame_shape),

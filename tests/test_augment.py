@@ -45,3 +45,24 @@ def test_one_variant_for_every_frame_of_a_window():
             np.testing.assert_array_equal(np.diff(window), 1.0)  # consecutive frames
             seen_variants.add(variant)
     assert seen_variants == {0, 1} and count == 27
+
+
+def test_variant_draws_are_independent_of_the_window_and_reproducible():
+    frames = 2000
+    features = np.stack([np.arange(frames, dtype=np.float32), np.arange(frames, dtype=np.float32) + 10**6])[..., None]
+    rows = np.arange(frames, dtype=np.int32)[:, None]  # one-frame windows: window id == row
+    windows = WindowSet(rows, np.zeros(frames, np.int32), np.zeros(frames, np.int32), ("a",))
+
+    def epochs(seed):
+        dataset = make_dataset(features, windows, 1, 100, training=True, seed=seed, balance=False)[0]
+        return [np.concatenate([x.numpy()[:, 0, 0] for x, _ in dataset]) for _ in range(3)]
+
+    first = epochs(5)
+    for x, again in zip(first, epochs(5)):
+        np.testing.assert_array_equal(x, again)  # same seed, same batches
+    for x in first:
+        variant, window = x >= 10**6, (x % 10**6).astype(int)
+        assert 0.45 < variant.mean() < 0.55
+        # a variant tied to the window (e.g. to the shuffle's stream) would break this: 0.5 expected
+        assert 0.45 < np.mean(variant == (window % 2 == 1)) < 0.55
+    assert not np.array_equal(first[0] >= 10**6, first[1] >= 10**6)  # redrawn every epoch

@@ -171,3 +171,13 @@ def test_datasets_read_from_disk_give_the_same_batches(tmp_path, encoder, table,
         for ours, theirs in zip(*batches):
             for a, b in zip(keras.tree.flatten(ours), keras.tree.flatten(theirs)):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_disk_features_refuse_rows_out_of_range_naming_the_file(tmp_path, encoder, table):
+    from mer_keras.pipeline.cache_store import DiskFeatures
+
+    disk = DiskFeatures(_cached(encoder, table, tmp_path / "cache"))
+    for variants, rows in (([0], [len(table)]), ([2], [0]), ([0], [-1])):
+        with pytest.raises(IndexError, match=r"features-.*\.npy: (row|variant) out of range"):
+            disk.read(np.array(variants), np.array(rows))
+    disk.close()

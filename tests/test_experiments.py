@@ -144,15 +144,23 @@ def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smi
 
 
 @pytest.mark.parametrize("retrain_from", ["none", "conv5_1_1x1_reduce"])
-def test_features_read_from_the_disk_cache_give_the_same_run(tiny_smic, tmp_path, retrain_from):
+def test_features_read_from_the_disk_cache_give_the_same_run(tiny_smic, tmp_path, retrain_from, monkeypatch):
+    from mer_keras.pipeline.cache_store import DiskFeatures
+
     settings = ["--retrain-from", retrain_from, "--folds", "2", "--no-final", "--epochs", "1"]
     _run("exp2", tiny_smic, tmp_path / "memory", *settings)
-    _run("exp2", tiny_smic, tmp_path / "disk", *settings, "--cache-dir", str(tmp_path / "cache"))
+    reads, read = [], DiskFeatures.read
+    monkeypatch.setattr(DiskFeatures, "read", lambda self, v, r: reads.append(r.size) or read(self, v, r))
+    for name in ("disk", "disk_again"):  # computed into the cache, then read from the existing file
+        _run("exp2", tiny_smic, tmp_path / name, *settings, "--cache-dir", str(tmp_path / "cache"))
+        assert reads, "training did not read the features from disk"
+        reads.clear()
     assert len(list((tmp_path / "cache").glob("features-*.npy"))) == 1
-    memory, disk = (pd.read_csv(tmp_path / name / "predictions.csv") for name in ("memory", "disk"))
-    assert list(memory["clip"]) == list(disk["clip"])
-    probs = [c for c in memory.columns if c.startswith("p_")]
-    np.testing.assert_allclose(memory[probs].to_numpy(), disk[probs].to_numpy(), atol=1e-5)
+    runs = [pd.read_csv(tmp_path / name / "predictions.csv") for name in ("memory", "disk", "disk_again")]
+    probs = [c for c in runs[0].columns if c.startswith("p_")]
+    for other in runs[1:]:
+        assert list(runs[0]["clip"]) == list(other["clip"])
+        np.testing.assert_allclose(runs[0][probs].to_numpy(), other[probs].to_numpy(), atol=1e-5)
 
 
 def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic, tmp_path, monkeypatch):
@@ -163,6 +171,8 @@ def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic,
     split = config["backbone_split"]
     scores = split["auto"]["focus_before_training"]
     assert len(scores) == 4 and split["auto"]["chosen_layer"] == choose_layer(scores)  # one per stage of tiny
+    best = max(scores.values())
+    assert scores[split["auto"]["chosen_layer"]] == best and split["train_batchnorm"] is False
     assert split["retrain_from"] == split["auto"]["chosen_layer"].replace("_out", "_1x1_reduce")
     assert "moving-region masks" in split["auto"]["regions"]["kind"]
     # the cache holds the input of the chosen block: 16 px maps after stage 1, halved per later stage

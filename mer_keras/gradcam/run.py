@@ -69,9 +69,9 @@ def initial_model(config):
     return model, backbone, weights
 
 
-def frozen_match(before_backbone, after_backbone, retrain_from) -> dict:
+def frozen_match(before_backbone, after_backbone, retrain_from, train_batchnorm=False) -> dict:
     """Whether the layers the run froze hold the same weights in both backbones (max |difference|)."""
-    freeze_before(before_backbone, retrain_from)
+    freeze_before(before_backbone, retrain_from, train_batchnorm)
     frozen = [layer for layer in before_backbone.layers if layer.weights and not layer.trainable]
     diff = 0.0
     for layer in frozen:
@@ -120,7 +120,9 @@ def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, fac
     chosen = choose_layer(scores["before"])
     retrain = config.get("backbone_split", {}).get("retrain_from", options.get("retrain_from"))
     retrained = None if retrain in (None, "none") else retrain
-    frozen = frozen_match(before_backbone, find_backbone(after), retrained)
+    # runs made before BatchNorm of retrained blocks was frozen have no such key: they trained it
+    train_batchnorm = config.get("backbone_split", {}).get("train_batchnorm", True)
+    frozen = frozen_match(before_backbone, find_backbone(after), retrained, train_batchnorm)
     focus = {
         "layers": {layer: {name: scores[name][layer] for name in ("before", "after")} for layer in layers},
         "chosen": chosen,

@@ -107,7 +107,7 @@ def cached_features(cache_dir, key, description, compute) -> np.ndarray:
 
     try:
         compute(allocate)
-        files[-1].close()
+        files[-1].close(sync=True)
         (folder / f"features-{key}.json").write_text(json.dumps(description, indent=1, sort_keys=True))
         os.replace(temporary, final)  # last: the final name exists only for a complete file
     finally:
@@ -149,8 +149,10 @@ class _RowWriter:
         if written != rows.nbytes:
             raise OSError(f"short write to the feature cache: {written} of {rows.nbytes} bytes")
 
-    def close(self):
+    def close(self, sync=False):
         if self.fd is not None:
+            if sync:
+                os.fsync(self.fd)  # on disk before the rename makes the file visible
             os.close(self.fd)
             self.fd = None
 
@@ -171,6 +173,10 @@ class DiskFeatures:
     def read(self, variants, rows) -> np.ndarray:
         """float32 ``(*rows.shape, *row_shape)``: row ``rows[i]`` of variant ``variants[i]``, each read once."""
         variants, rows = np.asarray(variants, np.int64), np.asarray(rows, np.int64)
+        for name, values, bound in (("variant", variants, self.shape[0]), ("row", rows, self.shape[1])):
+            if values.size and (values.min() < 0 or values.max() >= bound):
+                raise IndexError(f"{self.path}: {name} out of range 0..{bound - 1}. "
+                                 f"Received: {values.min()}..{values.max()}")
         flat = np.broadcast_to(variants, rows.shape).ravel() * self.shape[1] + rows.ravel()
         distinct, inverse = np.unique(flat, return_inverse=True)
         out = np.empty((len(distinct), *self.row_shape), np.float32)
@@ -180,8 +186,13 @@ class DiskFeatures:
                 raise ValueError(f"{self.path}: feature cache truncated at row {index}; delete it to recompute.")
         return out[inverse.ravel()].reshape(*rows.shape, *self.row_shape)
 
+    def close(self):
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def __del__(self):
         try:
-            os.close(self._fd)
-        except (AttributeError, OSError):
+            self.close()
+        except OSError:
             pass

@@ -69,7 +69,8 @@ def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int
         dataset = dataset.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
         # variant draws come from a seeded stream beside the ids, not from a random op inside the
         # parallel map, whose draws would depend on thread timing
-        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        # (own seed: with the shuffle's seed the two streams would coincide and tie variants to windows)
+        draws = tf.data.Dataset.random(seed=seed + 1_000_003, rerandomize_each_iteration=True)
     else:
         draws = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
     dataset = tf.data.Dataset.zip((dataset, draws)).batch(batch_size)
