@@ -1,6 +1,6 @@
 """Clips/s of Exp-II training four ways, side by side in one process (random-weight ResNet-50).
 
-    python -m benchmarks.train_throughput [--size 112] [--n 13] [--batch 16] [--steps 3] [--json]
+    python -m benchmarks.train_throughput [--size 112] [--n 13] [--batch 32] [--steps 3] [--json]
 
 (a) naive: raw frames through the whole backbone (time folded into the batch), all trainable;
 (b) frozen: the LSTM head alone on cached 2048-d features; (c) stage 5 retrained, run on every
@@ -135,7 +135,7 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": model, "gpus": len(tf.config.list_physical_devices("GPU"))}
 
 
-def run(size=112, n=13, batch=16, steps=3, rounds=3, warmup=1, units=(128, 64, 32), tiny=False, extras=False):
+def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 32), tiny=False, extras=False):
     from mer_keras.provenance import versions
 
     started = time.perf_counter()
@@ -165,7 +165,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=112, help="frame height and width (default 112)")
     parser.add_argument("--n", type=int, default=13, help="frames per window (default 13)")
-    parser.add_argument("--batch", type=int, default=16, help="windows per batch (default 16)")
+    parser.add_argument("--batch", type=int, default=32, help="windows per batch (default 32, the experiments' --batch-size)")
     parser.add_argument("--steps", type=int, default=3, help="distinct fixed batches per setting")
     parser.add_argument("--rounds", type=int, default=3, help="timed steps per setting (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
