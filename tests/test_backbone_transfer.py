@@ -97,7 +97,9 @@ def test_frozen_batchnorm_keeps_its_statistics_during_fit(tiny, train_batchnorm)
     freeze_before(tiny, "conv4_1_1x1_reduce", train_batchnorm=train_batchnorm)
     head = keras.layers.Dense(3, name="head")
     model = keras.Sequential([tiny, head])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    # the head gives logits: read as probabilities they are clipped, and the gradient can vanish
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     frozen_bn = tiny.get_layer("conv3_2_1x1_increase_bn")
     trained_bn = tiny.get_layer("conv4_1_1x1_reduce_bn")
     before = {name: tiny.get_layer(name).get_weights() for name in
