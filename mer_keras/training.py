@@ -66,7 +66,7 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping))
     callbacks.extend(callbacks_extra)
     model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks,
-              verbose=verbose)
+              verbose=verbose, shuffle=False)  # the tf.data pipeline shuffles (and balances) itself
     if not checkpoint.exists():  # no epoch improved on a threshold logged before a restart
         model.save_weights(str(checkpoint))
     model.load_weights(str(checkpoint))
