@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mer_keras.datasets.registry import LOADERS
+from mer_keras.models import CLIP_FEATURES
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SHORT_CLIP_POLICIES = ("interpolate", "repeat", "drop")
@@ -86,13 +87,15 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                            help="with a trainable backbone suffix, run it once per distinct frame of a batch and "
                                 "build windows after it (same gradients, far fewer frames per step)")
     model.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
-                       help="standardize each feature of the frozen backbone with statistics of the training "
-                            "frames (a Keras Normalization layer, kept in the exported model); only with "
-                            "--retrain-from none")
+                       help="standardize each feature of the frozen backbone (with --clip-features motion: "
+                            "each motion feature) with statistics of the training frames (windows) (a Keras "
+                            "Normalization layer, kept in the exported model); only with --retrain-from none")
     if not frame_level:
-        model.add_argument("--relative", action=argparse.BooleanOptionalAction, default=True,
-                           help="feed the LSTM each frame's features minus the window's first frame (change "
-                                "over the window); --no-relative feeds raw features as the paper does")
+        model.add_argument("--clip-features", choices=CLIP_FEATURES, default="motion",
+                           help="what the LSTM sees per frame: motion = per backbone channel, the mean absolute "
+                                "change of its (unpooled) feature map since the window's first frame; relative "
+                                "= the pooled features minus the first frame's; raw = the pooled features, as "
+                                "the paper")
     model.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
 
     train = p.add_argument_group("training")

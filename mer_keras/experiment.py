@@ -60,7 +60,7 @@ def prepare_out_dir(options) -> Path:
 
 _RUN_DEFINING = ("experiment", "data", "dataset", "n", "short_clips", "image_size", "protocol", "folds",
                  "seed", "weights", "retrain_from", "backbone", "flip", "rotation", "balance", "standardize",
-                 "relative")
+                 "clip_features")
 
 
 def _check_same_run(before: dict, now: dict, path) -> None:
@@ -120,6 +120,11 @@ def resolve_retrain_from(run):
     return retrain_from, choice
 
 
+def backbone_pooling(clip_features: str):
+    """The backbone's pooling: none where the head measures motion on the feature maps."""
+    return None if clip_features == "motion" else "avg"
+
+
 def frame_encoder(prefix, size) -> keras.Model:
     """Raw RGB frames in, frozen-prefix features out: what the cache stores."""
     inputs = keras.Input((size, size, 3), name="rgb_frames")
@@ -150,7 +155,10 @@ class Run:
             self.short_report = {"policy": "not applicable (frame level)", "shorter_than_n": 0}
         self.clips = [c for c, _ in self.planned]
         self.folds = make_folds(self.clips, options)
-        self.backbone, self.weights = resolve_backbone(options, self.size, self.synthetic)
+        self.clip_features = "raw" if self.kind == "frame" else options.clip_features
+        # motion is measured on the unpooled maps of the backbone's last stage
+        self.backbone, self.weights = resolve_backbone(options, self.size, self.synthetic,
+                                                       pooling=backbone_pooling(self.clip_features))
         self.retrain_from, self.retrain_choice = resolve_retrain_from(self)
         prefix, self.suffix = split_backbone(self.backbone, self.retrain_from)
         self.table = build_frame_table(self.planned)
@@ -171,7 +179,7 @@ class Run:
         """Layer sizes, dropout and feature handling of the head, as the command line set them."""
         o = self.options
         sizes = {"fc_units": o.fc_units} if self.kind == "frame" else {
-            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units, "relative": o.relative}
+            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units, "clip_features": self.clip_features}
         if not self.deduplicate:
             sizes["standardize"] = self.standardize
         return {**sizes, "dropout": o.dropout}
@@ -196,11 +204,13 @@ class Run:
         build = build_deduplicated_model if self.deduplicate else build_model
         model = build(self.kind, len(self.classes), self.frame_shape, self.n, encoder, **self.head_options())
         if self.standardize:
-            frames = training_frames(self.features, np.unique(train_windows.rows))
-            if self.kind != "frame":
-                frames = frames[:, None]  # the layer was built on (batch, n, features)
             standardization = model.get_layer("feature_standardization")
-            standardization.adapt(frames)
+            if self.clip_features == "motion":  # statistics of the motion of the training windows
+                motion = model.get_layer("window_motion")
+                standardization.adapt(self.dataset(train_windows, False)[0].map(lambda x, y: motion(x)))
+            else:
+                frames = training_frames(self.features, np.unique(train_windows.rows))
+                standardization.adapt(frames if self.kind == "frame" else frames[:, None])  # (batch, n, features)
             # features that (almost) never move on the training frames are not blown up by 1/std
             variance = standardization.adapt_variance.numpy()
             standardization.adapt_variance.assign(np.maximum(variance, 1e-3 * variance.mean()))

@@ -13,6 +13,9 @@ from keras import layers, ops
 
 KINDS = ("frame", "lstm", "bilstm")
 EXPERIMENT_KIND = {"exp1": "frame", "exp2": "lstm", "exp3": "bilstm"}
+# What clip models feed their LSTM per frame: the pooled features (the paper), the pooled features
+# minus the window's first frame's, or how much each unpooled feature map moved from that frame.
+CLIP_FEATURES = ("raw", "relative", "motion")
 
 
 @keras.saving.register_keras_serializable(package="mer_keras")
@@ -41,23 +44,49 @@ class SubtractFirstFrame(layers.Layer):
         return inputs - inputs[:, :1]
 
 
-def _frame_features(x, standardize: bool, relative: bool):
-    if standardize:  # statistics set later from training features: Normalization.adapt
+@keras.saving.register_keras_serializable(package="mer_keras")
+class WindowMotion(layers.Layer):
+    """``(B, N, h, w, C)`` maps -> ``(B, N, C)``: mean over the map of ``|x_t - x_0|`` per channel.
+
+    How much each channel's map moved since the window's first frame, wherever on the face it
+    moved; pooling the maps first would let small local changes of opposite sign cancel out.
+    """
+
+    def call(self, inputs):
+        change = ops.abs(inputs - inputs[:, :1])
+        spatial = tuple(range(2, len(inputs.shape) - 1))
+        return ops.mean(change, axis=spatial) if spatial else change
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], input_shape[-1])
+
+
+def check_clip_features(clip_features: str) -> str:
+    if clip_features not in CLIP_FEATURES:
+        raise ValueError(f"`clip_features` must be one of {CLIP_FEATURES}. Received: clip_features={clip_features!r}")
+    return clip_features
+
+
+def _frame_features(x, standardize: bool, clip_features: str = "raw"):
+    """Per-frame features into the head; a standardization's statistics are set later by ``adapt``."""
+    if clip_features == "motion":  # standardized after: the statistics are those of the motion
+        x = WindowMotion(name="window_motion")(x)
+    if standardize:
         x = layers.Normalization(axis=-1, name="feature_standardization")(x)
-    if relative:
+    if clip_features == "relative":
         x = SubtractFirstFrame(name="window_relative")(x)
     return x
 
 
 def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, encoder=None, *,
                 fc_units=(512, 128), lstm_units=(512, 256, 128), bilstm_units=256,
-                dropout=0.3, standardize=False, relative=False, name=None) -> keras.Model:
+                dropout=0.3, standardize=False, clip_features="raw", name=None) -> keras.Model:
     """A frame (``kind="frame"``) or clip (``"lstm"``, ``"bilstm"``) classifier.
 
     ``frame_shape`` is one frame's input (raw ``(H, W, 3)`` or cached features); clip models take
     ``(n, *frame_shape)``. ``standardize`` adds a Normalization of the per-frame features (adapt it
-    on training features); ``relative`` (clip models) subtracts each window's first frame. The
-    softmax runs in float32 under mixed precision.
+    on training features); ``clip_features`` (clip models, one of ``CLIP_FEATURES``) says what the
+    LSTM sees; ``"motion"`` needs unpooled maps. The softmax runs in float32 under mixed precision.
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
@@ -65,10 +94,14 @@ def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, 
         raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
     if kind != "frame" and (n is None or n < 1):
         raise ValueError(f"Clip models need a window length `n` >= 1. Received: n={n}")
+    check_clip_features(clip_features)
+    if kind == "frame" and clip_features != "raw":
+        raise ValueError(f"A frame model sees single frames: `clip_features` must be 'raw'. "
+                         f"Received: clip_features={clip_features!r}")
     frame_shape = tuple(frame_shape)
     if kind == "frame":
         inputs = keras.Input(frame_shape, name="frames")
-        x = _frame_features(encoder(inputs) if encoder is not None else inputs, standardize, False)
+        x = _frame_features(encoder(inputs) if encoder is not None else inputs, standardize)
         for i, units in enumerate(fc_units, start=1):
             x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
             x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
@@ -77,7 +110,7 @@ def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, 
         return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
     inputs = keras.Input((n, *frame_shape), name="clips")
     x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if encoder is not None else inputs
-    x = _frame_features(x, standardize, relative)
+    x = _frame_features(x, standardize, clip_features)
     outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
     return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
 
@@ -108,7 +141,7 @@ class GatherFrames(layers.Layer):
 
 def build_deduplicated_model(kind: str, num_classes: int, frame_shape, n: int, encoder, *,
                              lstm_units=(512, 256, 128), bilstm_units=256, dropout=0.3,
-                             relative=False, name=None) -> keras.Model:
+                             clip_features="raw", name=None) -> keras.Model:
     """A clip model that runs ``encoder`` once per distinct frame of a batch, then gathers windows.
 
     Inputs: ``frames`` (distinct frames of the batch) and ``index`` ``(B, n)`` into them. Same
@@ -120,7 +153,7 @@ def build_deduplicated_model(kind: str, num_classes: int, frame_shape, n: int, e
     frames = keras.Input(tuple(frame_shape), name="frames")
     index = keras.Input((n,), dtype="int32", name="index")
     x = GatherFrames(name="gather_windows")([encoder(frames), index])
-    x = _frame_features(x, False, relative)
+    x = _frame_features(x, False, check_clip_features(clip_features))
     outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
     return keras.Model([frames, index], outputs, name=name or f"mer_{kind}_deduplicated")
 

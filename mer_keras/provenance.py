@@ -38,7 +38,7 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-def resolve_backbone(options, size: int, synthetic: bool):
+def resolve_backbone(options, size: int, synthetic: bool, pooling="avg"):
     """The backbone for ``--weights`` and a record of the weights actually used.
 
     ``auto`` falls back to random weights only on the synthetic dataset, loudly; on real data a
@@ -48,13 +48,15 @@ def resolve_backbone(options, size: int, synthetic: bool):
     if options.backbone == "tiny":
         if options.weights not in ("auto", "none"):
             raise ValueError(f"--backbone tiny has no pretrained weights. Received: --weights {options.weights}")
-        return vggface_resnet50(weights=None, input_shape=shape, **TINY), {
+        return vggface_resnet50(weights=None, input_shape=shape, pooling=pooling, **TINY), {
             "source": "random", "reason": "--backbone tiny"}
     choice = options.weights
     if choice == "none":
-        return vggface_resnet50(weights=None, input_shape=shape), {"source": "random", "reason": "--weights none"}
+        return vggface_resnet50(weights=None, input_shape=shape, pooling=pooling), {
+            "source": "random", "reason": "--weights none"}
     try:
-        model = vggface_resnet50(weights="vggface2" if choice == "auto" else choice, input_shape=shape)
+        model = vggface_resnet50(weights="vggface2" if choice == "auto" else choice, input_shape=shape,
+                                 pooling=pooling)
     except WeightsNotFoundError as error:
         if choice != "auto" or not synthetic:
             if choice == "auto":
@@ -65,7 +67,7 @@ def resolve_backbone(options, size: int, synthetic: bool):
                    "Fine for the synthetic demo; results are not the paper's setting. " + str(error))
         warnings.warn(message, stacklevel=2)
         log.warning(message)
-        return vggface_resnet50(weights=None, input_shape=shape), {
+        return vggface_resnet50(weights=None, input_shape=shape, pooling=pooling), {
             "source": "random", "reason": "auto: VGGFace2 file missing and not downloadable (synthetic data)"}
     return model, {"source": "file", **(model.weights_source or {})}
 
@@ -86,10 +88,15 @@ def deviations(run) -> list:
         found.append(f"retrained from {run.retrain_from} with its BatchNorm layers frozen (loaded statistics, "
                      "inference mode); the paper does not say")
     if run.standardize:
-        found.append("frozen features standardized with training-frame statistics (Normalization layer)")
-    if run.kind != "frame" and o.relative:
-        found.append("the LSTM sees each window's features minus its first frame's (--relative); the paper "
-                     "feeds raw features")
+        found.append("frozen features standardized with statistics of the training "
+                     + ("windows' motion" if run.clip_features == "motion" else "frames") + " (Normalization layer)")
+    if run.clip_features == "motion":
+        found.append("the LSTM sees, per backbone channel, the mean absolute change of its unpooled feature map "
+                     "since the window's first frame (--clip-features motion); the paper feeds the pooled "
+                     "features (--clip-features raw)")
+    elif run.clip_features == "relative":
+        found.append("the LSTM sees each window's pooled features minus its first frame's (--clip-features "
+                     "relative); the paper feeds the pooled features (--clip-features raw)")
     if o.backbone == "tiny":
         found.append("tiny test backbone (1 block per stage, 1/16 width), not ResNet-50")
     found.append("frame augmentation uses cached variants (" + ", ".join(run.variants)

@@ -45,6 +45,9 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     assert summary["export"]["max_abs_difference"] <= 1e-4
     expected_input = [None, 32, 32, 3] if experiment == "exp1" else [None, 5, 32, 32, 3]
     assert summary["export"]["input_shape"] == expected_input
+    # frame models cache pooled features; clip models (motion by default) the unpooled stage-5 maps
+    assert config["frame_cache"]["feature_shape"] == ([128] if experiment == "exp1" else [1, 1, 128])
+    assert any("--clip-features motion" in d for d in config["deviations_from_paper"]) is (experiment != "exp1")
     # pooled metrics equal scikit-learn's on the same predictions
     predictions = pd.read_csv(out / "predictions.csv")
     y_true, y_pred = predictions["true"], predictions["predicted"]
