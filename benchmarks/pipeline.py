@@ -1,11 +1,13 @@
 """Windows/s the tf.data input pipeline delivers vs windows/s the LSTM training step consumes.
 
-    python -m benchmarks.pipeline [--frames 4600] [--n 13] [--batch 32] [--json]
+    python -m benchmarks.pipeline [--frames 4600] [--n 13] [--batch 32] [--map-size 4] [--json]
 
-A cached feature array of SMIC size (``--frames`` x 2048, ``--variants`` cached variants) is cut
-into clips of about 29 frames; ``make_dataset`` (balanced, shuffled, a random variant per window)
-is iterated for ``--batches`` batches, and the Exp-II head trains with ``train_on_batch`` on
-batches it produced. ``headroom`` = delivered / consumed (> 1: the input never starves training).
+A cached feature array of SMIC size (``--frames`` frames, each a ``--map-size``² x 2048 stage-5
+map as the default ``--clip-features motion`` caches at 112², or a 2048-d vector with
+``--map-size 0``; ``--variants`` cached variants) is cut into clips of about 29 frames;
+``make_dataset`` (balanced, shuffled, a random variant per window) is iterated for ``--batches``
+batches, and the Exp-II head (motion on maps, or pooled features) trains with ``train_on_batch``
+on batches it produced. ``headroom`` = delivered / consumed (> 1: the input never starves training).
 Both are measured in turn on the same cores, so the ratio holds while each runs alone.
 """
 
@@ -67,7 +69,7 @@ def consumed(model, batches, repeats):
 
 
 def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_batches=10, repeats=3,
-        units=(128, 64, 32)):
+        units=(128, 64, 32), map_size=4):
     import keras
     import numpy as np
 
@@ -80,18 +82,21 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
     started = time.perf_counter()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(variants, frames, dim)).astype("float32")
+    frame_shape = (map_size, map_size, dim) if map_size else (dim,)
+    features = rng.normal(size=(variants, frames, *frame_shape)).astype("float32")
     windows = _windows(frames, n, 29, rng)
     dataset, samples = make_dataset(features, windows, 3, batch, training=True, seed=0)
     supply = delivered(dataset, batches, repeats)
     fixed = [(x.numpy(), y.numpy()) for x, y in dataset.take(train_batches)]
-    model = compile_model(build_model("lstm", 3, (dim,), n, lstm_units=units), 1e-3)
+    model = compile_model(build_model("lstm", 3, frame_shape, n, lstm_units=units,
+                                      clip_features="motion" if map_size else "raw"), 1e-3)
     demand = consumed(model, fixed, repeats)
     return {
         "headroom": supply / demand,
         "delivered_windows_per_s": supply,
         "consumed_windows_per_s": demand,
-        "settings": {"frames": frames, "feature_dim": dim, "variants": variants, "n": n, "batch": batch,
+        "settings": {"frames": frames, "feature_dim": dim, "frame_shape": list(frame_shape),
+                     "clip_features": "motion" if map_size else "raw", "variants": variants, "n": n, "batch": batch,
                      "windows": len(windows), "clips": len(windows.clips), "samples_per_epoch": samples,
                      "timed_batches": batches, "train_batches": train_batches, "repeats": repeats,
                      "lstm_units": list(units), "precision": "float32"},
@@ -104,7 +109,9 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=4600, help="distinct cached frames (SMIC-HS: ~4,600)")
-    parser.add_argument("--dim", type=int, default=2048, help="feature size per frame")
+    parser.add_argument("--dim", type=int, default=2048, help="channels per frame")
+    parser.add_argument("--map-size", type=int, default=4,
+                        help="side of each frame's cached map (stage 5 at 112²: 4; 0: pooled vectors, no motion)")
     parser.add_argument("--n", type=int, default=13)
     parser.add_argument("--batch", type=int, default=32, help="windows per batch (the run default)")
     parser.add_argument("--variants", type=int, default=1, help="cached variants (2 with --flip)")
@@ -117,11 +124,13 @@ def main(argv=None):
     for name in ("frames", "dim", "n", "batch", "variants", "batches", "train_batches", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1. Received: {getattr(args, name)}")
+    if args.map_size < 0:
+        parser.error(f"--map-size must be >= 0. Received: {args.map_size}")
     if args.frames < 2 * args.n:
         parser.error(f"--frames must hold at least two windows of --n {args.n}. Received: {args.frames}")
     units = tuple(int(u) for u in args.lstm_units.split(","))
     result = run(args.frames, args.dim, args.n, args.batch, args.variants, args.batches, args.train_batches,
-                 args.repeats, units)
+                 args.repeats, units, args.map_size)
     if not args.json:
         print(f"delivered: {result['delivered_windows_per_s']:.0f} windows/s")
         print(f"consumed:  {result['consumed_windows_per_s']:.0f} windows/s")

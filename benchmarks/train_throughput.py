@@ -1,12 +1,15 @@
 """Clips/s of Exp-II training four ways, side by side in one process (random-weight ResNet-50).
 
-    python -m benchmarks.train_throughput [--size 112] [--n 13] [--batch 32] [--steps 3] [--json]
+    python -m benchmarks.train_throughput [--size 112] [--n 13] [--batch 32] [--steps 3]
+                                          [--clip-features motion] [--json]
 
-(a) naive: raw frames through the whole backbone (time folded into the batch), all trainable;
-(b) frozen: the LSTM head alone on cached 2048-d features; (c) stage 5 retrained, run on every
-window position of cached stage-4 maps; (d) the same, deduplicated: stage 5 once per distinct
-frame of a batch, batches drawn by ``make_deduplicated_dataset`` from SMIC-like clips. Each round
-times one ``train_on_batch`` of every setting in turn (after warm-up); medians are reported.
+The same Exp-II model (LSTM head on the experiments' default per-frame features) trained four
+ways: (a) naive: raw frames through the whole backbone (time folded into the batch), all
+trainable; (b) frozen: the head alone on cached backbone outputs (stage-5 maps for ``motion``,
+2048-d pooled features otherwise); (c) stage 5 retrained, run on every window position of cached
+stage-4 maps; (d) the same, deduplicated: stage 5 once per distinct frame of a batch, batches
+drawn by ``make_deduplicated_dataset`` from SMIC-like clips. Each round times one
+``train_on_batch`` of every setting in turn (after warm-up); medians are reported.
 ``--extras`` adds XLA and mixed_bfloat16 variants of (b) and (d). Last line: one JSON object.
 """
 
@@ -17,6 +20,8 @@ import platform
 import statistics
 import sys
 import time
+
+from mer_keras.models import CLIP_FEATURES
 
 
 def _clips_windows(n, clips, rng):
@@ -42,13 +47,13 @@ def _compiled(model, jit_compile=False):
     return compile_model(model, 1e-3, jit_compile=jit_compile)
 
 
-def build_settings(size, n, batch, steps, units, tiny, extras, seed=0):
+def build_settings(size, n, batch, steps, units, tiny, extras, clip_features="motion", seed=0):
     """``{name: (model, [(x, y), ...])}`` for every setting, with fixed batches."""
     import keras
     import numpy as np
 
     from mer_keras.backbone import split_backbone, vggface_resnet50
-    from mer_keras.experiment import frame_encoder
+    from mer_keras.experiment import backbone_pooling, frame_encoder
     from mer_keras.models import build_deduplicated_model, build_model
     from mer_keras.pipeline.tfdata import make_deduplicated_dataset
     from mer_keras.provenance import TINY
@@ -59,7 +64,12 @@ def build_settings(size, n, batch, steps, units, tiny, extras, seed=0):
     classes, settings, info = 3, {}, {}
 
     def backbone():
-        return vggface_resnet50(weights=None, input_shape=(size, size, 3), **arch)
+        return vggface_resnet50(weights=None, input_shape=(size, size, 3), pooling=backbone_pooling(clip_features),
+                                **arch)
+
+    def head(frame_shape, encoder=None, dedup=False):
+        build = build_deduplicated_model if dedup else build_model
+        return build("lstm", classes, frame_shape, n, encoder, lstm_units=units, clip_features=clip_features)
 
     def labels():
         return keras.utils.to_categorical(rng.integers(0, classes, batch), classes)
@@ -68,10 +78,11 @@ def build_settings(size, n, batch, steps, units, tiny, extras, seed=0):
     whole.trainable = True
     encoder = frame_encoder(whole, size)
     raw = [(rng.uniform(0, 255, (batch, n, size, size, 3)).astype("float32"), labels()) for _ in range(steps)]
-    settings["naive"] = (_compiled(build_model("lstm", classes, (size, size, 3), n, encoder, lstm_units=units)), raw)
-    pooled = whole.output.shape[-1]
-    cached = [(rng.normal(size=(batch, n, pooled)).astype("float32"), labels()) for _ in range(steps)]
-    settings["frozen"] = (_compiled(build_model("lstm", classes, (pooled,), n, lstm_units=units)), cached)
+    settings["naive"] = (_compiled(head((size, size, 3), encoder)), raw)
+    frozen = tuple(whole.output.shape[1:])  # what the frozen backbone caches per frame
+    cached = [(np.maximum(rng.normal(size=(batch, n, *frozen)), 0).astype("float32"), labels())
+              for _ in range(steps)]
+    settings["frozen"] = (_compiled(head(frozen)), cached)
 
     prefix, suffix = split_backbone(backbone(), "conv5_1_1x1_reduce")
     maps = tuple(prefix.output.shape[1:])
@@ -87,23 +98,19 @@ def build_settings(size, n, batch, steps, units, tiny, extras, seed=0):
         copy.set_weights(suffix.get_weights())
         return copy
 
-    settings["stage5_naive"] = (_compiled(build_model("lstm", classes, maps, n, suffix_copy(), lstm_units=units)),
-                                per_window)
-    settings["stage5_dedup"] = (_compiled(build_deduplicated_model("lstm", classes, maps, n, suffix_copy(),
-                                                                   lstm_units=units)), dedup)
+    settings["stage5_naive"] = (_compiled(head(maps, suffix_copy())), per_window)
+    settings["stage5_dedup"] = (_compiled(head(maps, suffix_copy(), dedup=True)), dedup)
     if extras:
-        settings["frozen_xla"] = (_compiled(build_model("lstm", classes, (pooled,), n, lstm_units=units), True), cached)
-        settings["stage5_dedup_xla"] = (_compiled(build_deduplicated_model(
-            "lstm", classes, maps, n, suffix_copy(), lstm_units=units), True), dedup)
+        settings["frozen_xla"] = (_compiled(head(frozen), True), cached)
+        settings["stage5_dedup_xla"] = (_compiled(head(maps, suffix_copy(), dedup=True), True), dedup)
         keras.config.set_dtype_policy("mixed_bfloat16")
         try:
-            settings["frozen_bf16"] = (_compiled(build_model("lstm", classes, (pooled,), n, lstm_units=units)), cached)
+            settings["frozen_bf16"] = (_compiled(head(frozen)), cached)
             bf16_suffix = split_backbone(backbone(), "conv5_1_1x1_reduce")[1]
-            settings["stage5_dedup_bf16"] = (_compiled(build_deduplicated_model(
-                "lstm", classes, maps, n, bf16_suffix, lstm_units=units)), dedup)
+            settings["stage5_dedup_bf16"] = (_compiled(head(maps, bf16_suffix, dedup=True)), dedup)
         finally:
             keras.config.set_dtype_policy("float32")
-    return settings, {**info, "pooled_features": pooled, "stage4_maps": list(maps)}
+    return settings, {**info, "frozen_features": list(frozen), "stage4_maps": list(maps)}
 
 
 def time_settings(settings, rounds, warmup):
@@ -135,11 +142,12 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": model, "gpus": len(tf.config.list_physical_devices("GPU"))}
 
 
-def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 32), tiny=False, extras=False):
+def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 32), tiny=False, extras=False,
+        clip_features="motion"):
     from mer_keras.provenance import versions
 
     started = time.perf_counter()
-    settings, info = build_settings(size, n, batch, steps, units, tiny, extras)
+    settings, info = build_settings(size, n, batch, steps, units, tiny, extras, clip_features)
     seconds = time_settings(settings, rounds, warmup)
     clips = {f"{name}_clips_per_s": batch / s for name, s in seconds.items()}
     result = {
@@ -148,7 +156,8 @@ def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 3
         **clips,
         **{f"{name}_step_s": s for name, s in seconds.items()},
         "settings": {"size": size, "n": n, "batch": batch, "distinct_batches": steps, "rounds": rounds,
-                     "warmup": warmup, "lstm_units": list(units), "backbone": "tiny" if tiny else "resnet50",
+                     "warmup": warmup, "lstm_units": list(units), "clip_features": clip_features,
+                     "backbone": "tiny" if tiny else "resnet50",
                      "weights": "random", "retrain_from": "conv5_1_1x1_reduce", "precision": "float32", **info},
         "machine": machine(),
         "versions": versions(),
@@ -170,6 +179,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="timed steps per setting (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--lstm-units", default="128,64,32", help="LSTM sizes (default: the exp2 default)")
+    parser.add_argument("--clip-features", choices=CLIP_FEATURES, default="motion",
+                        help="what the LSTM sees per frame (default: the experiments' default)")
     parser.add_argument("--tiny", action="store_true", help="1-block, 1/16-width backbone (smoke tests)")
     parser.add_argument("--extras", action="store_true", help="also XLA and mixed_bfloat16 for (b) and (d)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -178,7 +189,8 @@ def main(argv=None):
         if getattr(args, name) < low:
             parser.error(f"--{name} must be >= {low}. Received: {getattr(args, name)}")
     units = tuple(int(u) for u in args.lstm_units.split(","))
-    result = run(args.size, args.n, args.batch, args.steps, args.rounds, args.warmup, units, args.tiny, args.extras)
+    result = run(args.size, args.n, args.batch, args.steps, args.rounds, args.warmup, units, args.tiny, args.extras,
+                 args.clip_features)
     if not args.json:
         for key, value in result.items():
             if key.endswith("clips_per_s") or key.startswith(("speedup", "gain")):
