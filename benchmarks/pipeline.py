@@ -83,7 +83,7 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     frame_shape = (map_size, map_size, dim) if map_size else (dim,)
-    features = rng.normal(size=(variants, frames, *frame_shape)).astype("float32")
+    features = rng.standard_normal((variants, frames, *frame_shape), dtype=np.float32)
     windows = _windows(frames, n, 29, rng)
     dataset, samples = make_dataset(features, windows, 3, batch, training=True, seed=0)
     supply = delivered(dataset, batches, repeats)

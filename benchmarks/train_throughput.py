@@ -53,8 +53,8 @@ def build_settings(size, n, batch, steps, units, tiny, extras, clip_features="mo
     import numpy as np
 
     from mer_keras.backbone import split_backbone, vggface_resnet50
-    from mer_keras.experiment import backbone_pooling, frame_encoder
-    from mer_keras.models import build_deduplicated_model, build_model
+    from mer_keras.experiment import frame_encoder
+    from mer_keras.models import backbone_pooling, build_deduplicated_model, build_model
     from mer_keras.pipeline.tfdata import make_deduplicated_dataset
     from mer_keras.provenance import TINY
 

@@ -6,6 +6,7 @@ to its folder (see ``write_config``), and a killed run continues with ``--resume
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -17,16 +18,17 @@ from mer_keras import metrics, reports
 from mer_keras.backbone import VGGFacePreprocess, split_backbone
 from mer_keras.datasets import load_dataset
 from mer_keras.datasets.short_clips import apply_policy, timeline
-from mer_keras.models import EXPERIMENT_KIND, build_deduplicated_model, build_model
+from mer_keras.models import EXPERIMENT_KIND, backbone_pooling, build_deduplicated_model, build_model
 from mer_keras.pipeline.augment import variant_names
 from mer_keras.pipeline.cache import compute_features
-from mer_keras.pipeline.cache_store import DiskFeatures
+from mer_keras.pipeline.cache_store import DiskFeatures, choose_storage
 from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset, training_frames
 from mer_keras.pipeline.windows import build_frame_table, window_set
 from mer_keras.protocols import loso, subject_kfold
 from mer_keras.provenance import resolve_backbone, resolve_precision
 from mer_keras.training import compile_model, fit
 
+log = logging.getLogger("mer_keras")
 CLASS_ORDER = ("negative", "positive", "surprise", "non_micro")
 PATTERN = {"frame": "VGGFace2 (frames)", "lstm": "3-Layer-LSTM", "bilstm": "Bi-LSTM"}
 
@@ -47,7 +49,7 @@ def prepare_out_dir(options) -> Path:
         previous = out / "config.json"
         if not previous.exists():
             raise FileNotFoundError(f"{previous}: no run to resume in {out}.")
-        before = reports.read_json(previous)["options"]
+        before = legacy_options(reports.read_json(previous)["options"])
         for key in _RUN_DEFINING:  # options left to their run-time default take the run's value
             if getattr(options, key, None) is None and before.get(key) is not None:
                 setattr(options, key, before[key])
@@ -56,6 +58,14 @@ def prepare_out_dir(options) -> Path:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def legacy_options(options: dict) -> dict:
+    """Options of a run written before ``--clip-features``: its boolean ``relative`` translated."""
+    if "relative" not in options or "clip_features" in options:
+        return options
+    return {**{k: v for k, v in options.items() if k != "relative"},
+            "clip_features": "relative" if options["relative"] else "raw"}
 
 
 _RUN_DEFINING = ("experiment", "data", "dataset", "n", "short_clips", "image_size", "protocol", "folds",
@@ -120,11 +130,6 @@ def resolve_retrain_from(run):
     return retrain_from, choice
 
 
-def backbone_pooling(clip_features: str):
-    """The backbone's pooling: none where the head measures motion on the feature maps."""
-    return None if clip_features == "motion" else "avg"
-
-
 def frame_encoder(prefix, size) -> keras.Model:
     """Raw RGB frames in, frozen-prefix features out: what the cache stores."""
     inputs = keras.Input((size, size, 3), name="rgb_frames")
@@ -163,10 +168,15 @@ class Run:
         prefix, self.suffix = split_backbone(self.backbone, self.retrain_from)
         self.table = build_frame_table(self.planned)
         self.variants = variant_names(options.flip, options.rotation)
+        encoder = frame_encoder(prefix, self.size)
+        self.cache_bytes = 4 * len(self.variants) * len(self.table) * int(np.prod(encoder.outputs[0].shape[1:]))
+        self.cache_dir = choose_storage(getattr(options, "cache_dir", None), self.cache_bytes)
+        if self.cache_dir is not None and getattr(options, "cache_dir", None) is None:
+            log.warning("frozen features of %.1f GB would take over a quarter of this machine's memory: "
+                        "kept on disk in %s (--cache-dir chooses the folder)", self.cache_bytes / 1e9, self.cache_dir)
         started = time.perf_counter()
-        features = compute_features(frame_encoder(prefix, self.size), self.table, self.size,
-                                    self.variants, batch_size=32, progress=options.verbose > 0,
-                                    cache_dir=getattr(options, "cache_dir", None), weights=self.weights)
+        features = compute_features(encoder, self.table, self.size, self.variants, batch_size=32,
+                                    progress=options.verbose > 0, cache_dir=self.cache_dir, weights=self.weights)
         self.cache_seconds = time.perf_counter() - started
         self.frame_shape = features.shape[2:]
         # with --cache-dir the features stay on disk and batches read their rows; otherwise in memory
@@ -205,7 +215,8 @@ class Run:
         model = build(self.kind, len(self.classes), self.frame_shape, self.n, encoder, **self.head_options())
         if self.standardize:
             standardization = model.get_layer("feature_standardization")
-            if self.clip_features == "motion":  # statistics of the motion of the training windows
+            if self.clip_features == "motion":  # statistics of the motion of every training window
+                # (its first frame's motion is 0 by definition and counts like the others)
                 motion = model.get_layer("window_motion")
                 standardization.adapt(self.dataset(train_windows, False)[0].map(lambda x, y: motion(x)))
             else:

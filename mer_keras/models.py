@@ -52,13 +52,25 @@ class WindowMotion(layers.Layer):
     moved; pooling the maps first would let small local changes of opposite sign cancel out.
     """
 
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # small differences of large values: not in float16
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        if len(input_shape) != 5:
+            raise ValueError(f"Layer {self.name!r} needs unpooled maps (batch, time, height, width, channels): "
+                             f"build the backbone with pooling=None. Received: input shape {tuple(input_shape)}")
+
     def call(self, inputs):
-        change = ops.abs(inputs - inputs[:, :1])
-        spatial = tuple(range(2, len(inputs.shape) - 1))
-        return ops.mean(change, axis=spatial) if spatial else change
+        return ops.mean(ops.abs(inputs - inputs[:, :1]), axis=(2, 3))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:2], input_shape[-1])
+
+
+def backbone_pooling(clip_features: str):
+    """The backbone's pooling for these clip features: none where the head measures motion on maps."""
+    return None if check_clip_features(clip_features) == "motion" else "avg"
 
 
 def check_clip_features(clip_features: str) -> str:
@@ -71,8 +83,8 @@ def _frame_features(x, standardize: bool, clip_features: str = "raw"):
     """Per-frame features into the head; a standardization's statistics are set later by ``adapt``."""
     if clip_features == "motion":  # standardized after: the statistics are those of the motion
         x = WindowMotion(name="window_motion")(x)
-    if standardize:
-        x = layers.Normalization(axis=-1, name="feature_standardization")(x)
+    if standardize:  # float32 also under mixed precision: adapt() sums its statistics in float32
+        x = layers.Normalization(axis=-1, name="feature_standardization", dtype="float32")(x)
     if clip_features == "relative":
         x = SubtractFirstFrame(name="window_relative")(x)
     return x

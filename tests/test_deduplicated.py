@@ -12,14 +12,17 @@ from mer_keras.pipeline.windows import WindowSet
 N = 5
 
 
-@pytest.fixture
-def encoder():
+@pytest.fixture(params=["raw", "motion"])
+def encoder(request):
+    """A trainable suffix ending pooled (raw features) or in 2x2 maps (motion), and its clip features."""
     inputs = keras.Input((4, 4, 8))
     x = keras.layers.Conv2D(6, 3, name="suffix_conv")(inputs)
     bn = keras.layers.BatchNormalization(name="suffix_bn")
     bn.trainable = False  # as split_backbone leaves it: inference mode, so frames never mix in a batch
     x = bn(x)
-    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="suffix")
+    if request.param == "raw":
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="suffix"), request.param
 
 
 @pytest.fixture
@@ -36,9 +39,10 @@ def features():
 
 
 def _models(encoder):
-    deduplicated = build_deduplicated_model("lstm", 3, (4, 4, 8), N, encoder, lstm_units=(6, 5, 4), dropout=0.0)
-    per_window = build_model("lstm", 3, (4, 4, 8), N, keras.models.clone_model(encoder), lstm_units=(6, 5, 4),
-                             dropout=0.0)
+    encoder, clip_features = encoder
+    head = {"lstm_units": (6, 5, 4), "dropout": 0.0, "clip_features": clip_features}
+    deduplicated = build_deduplicated_model("lstm", 3, (4, 4, 8), N, encoder, **head)
+    per_window = build_model("lstm", 3, (4, 4, 8), N, keras.models.clone_model(encoder), **head)
     copy_weights_by_name(deduplicated, per_window)
     return deduplicated, per_window
 

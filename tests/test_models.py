@@ -49,6 +49,8 @@ def test_models_have_the_papers_heads(kind, frame_shape, n, head_layers, output)
          "Received: clip_features='flow'"),
         ({"kind": "frame", "num_classes": 3, "frame_shape": (4,), "clip_features": "motion"},
          "must be 'raw'. Received: clip_features='motion'"),
+        ({"kind": "lstm", "num_classes": 3, "frame_shape": (16,), "n": 5, "clip_features": "motion"},
+         r"needs unpooled maps .* Received: input shape \(None, 5, 16\)"),
     ],
 )
 def test_build_model_errors(kwargs, match):
@@ -92,7 +94,8 @@ def test_window_relative_features_and_standardization_survive_the_move_to_the_fu
     np.testing.assert_allclose(relative[:, 3], np.asarray(standardized)[:, 3] - np.asarray(standardized)[:, 0],
                                atol=1e-6)
     # the full model (encoder in front) gets the adapted statistics by name and answers the same
-    full = build_model("lstm", 3, (8, 8, 3), 5, encoder, lstm_units=(6, 5, 4), standardize=True, clip_features="relative")
+    full = build_model("lstm", 3, (8, 8, 3), 5, encoder, lstm_units=(6, 5, 4), standardize=True,
+                       clip_features="relative")
     assert "feature_standardization" in copy_weights_by_name(cached, full)
     clips = np.random.default_rng(4).random((2, 5, 8, 8, 3), np.float32)
     features = np.asarray(FramewiseTimeDistributed(encoder)(clips))

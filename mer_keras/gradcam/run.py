@@ -18,7 +18,7 @@ import numpy as np
 from mer_keras import reports
 from mer_keras.backbone import VGGFacePreprocess, freeze_before
 from mer_keras.datasets import load_dataset
-from mer_keras.experiment import backbone_pooling
+from mer_keras.experiment import legacy_options
 from mer_keras.gradcam.figures import before_after_figure, sweep_figure
 from mer_keras.gradcam.focus import WHOLE_FRAME, chance_level
 from mer_keras.gradcam.graph import default_layers, find_backbone
@@ -29,7 +29,7 @@ from mer_keras.gradcam.sweep import (
     retrain_from_for,
     sample_frames,
 )
-from mer_keras.models import EXPERIMENT_KIND, build_model
+from mer_keras.models import EXPERIMENT_KIND, backbone_pooling, build_model
 from mer_keras.provenance import resolve_backbone
 
 
@@ -55,7 +55,7 @@ def run_clips(config) -> list:
 
 def initial_model(config):
     """``(model, backbone, weights record)``: the run's architecture with its starting weights."""
-    options = Namespace(**config["options"])
+    options = Namespace(**legacy_options(config["options"]))
     size, kind = options.image_size, EXPERIMENT_KIND[options.experiment]
     clip_features = "raw" if kind == "frame" else getattr(options, "clip_features", "raw")
     keras.utils.set_random_seed(options.seed)  # as Run does before building its backbone
