@@ -12,6 +12,7 @@ from mer_keras import reports
 from mer_keras.backbone import VGGFacePreprocess
 from mer_keras.models import build_model, copy_weights_by_name
 from mer_keras.pipeline.cache import load_frame
+from mer_keras.pipeline.tfdata import training_frames
 
 
 def inference_model(run, trained: keras.Model) -> keras.Model:
@@ -36,8 +37,23 @@ def sample_inputs(run, clips, count=4) -> np.ndarray:
     return np.stack(samples).astype(np.float32)
 
 
-def save_and_export(model: keras.Model, folder, samples: np.ndarray) -> dict:
-    """``model.keras`` plus a SavedModel, and how closely the SavedModel answers like the .keras file."""
+def cached_inputs(run, clips, count=4):
+    """What the model trained on cached features takes for the windows of ``sample_inputs``."""
+    rows = np.stack([run.table.clip_rows[clip.key][: run.n] for clip in clips[:count]])  # (samples, n)
+    features = np.asarray(training_frames(run.features, rows.ravel())).reshape(*rows.shape, *run.frame_shape)
+    if run.kind == "frame":
+        return features[:, 0]
+    if run.deduplicate:  # every frame of every window, each its own distinct frame
+        return features.reshape(-1, *run.frame_shape), np.arange(rows.size, dtype=np.int32).reshape(rows.shape)
+    return features
+
+
+def save_and_export(model: keras.Model, folder, samples: np.ndarray, reference=None) -> dict:
+    """``model.keras`` plus a SavedModel, and how closely the SavedModel answers like the .keras file.
+
+    ``reference``: what the model trained on cached features answered for the same windows; the
+    exported model (whole backbone in front) must answer the same.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     keras_path, saved_path = folder / "model.keras", folder / "saved_model"
@@ -56,5 +72,7 @@ def save_and_export(model: keras.Model, folder, samples: np.ndarray) -> dict:
         "original_vs_reloaded_keras": float(np.max(np.abs(
             np.asarray(model.predict(samples, verbose=0), np.float32) - expected))),
     }
+    if reference is not None:
+        check["trained_vs_exported"] = float(np.max(np.abs(np.asarray(reference, np.float32) - expected)))
     reports.write_json(folder / "export.json", check)
     return check

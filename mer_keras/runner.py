@@ -55,7 +55,8 @@ def write_config(run) -> dict:
         "short_clips": run.short_report,
         "frame_cache": {"distinct_frames": len(run.table), "interpolated_frames": run.table.interpolated,
                         "variants": list(run.variants), "feature_shape": list(run.frame_shape),
-                        "seconds": round(run.cache_seconds, 1)},
+                        "seconds": round(run.cache_seconds, 1), "bytes": run.cache_bytes,
+                        "storage": "memory" if run.cache_dir is None else str(run.cache_dir)},
         "folds": fold_counts(run),
         "deviations_from_paper": deviations(run),
     }
@@ -103,7 +104,7 @@ def _selected_epoch(history) -> int | None:
 
 def train_final(run) -> dict:
     """One model on all subjects (validation carved from them), exported for use on new clips."""
-    from mer_keras.export import inference_model, sample_inputs, save_and_export
+    from mer_keras.export import cached_inputs, inference_model, sample_inputs, save_and_export
     from mer_keras.protocols import carve_validation
 
     folder = run.out / "final"
@@ -112,7 +113,9 @@ def train_final(run) -> dict:
     train, validation = carve_validation(run.clips, run.options.validation_fraction, run.options.seed)
     model, _, _ = run.train(train, validation, folder, run.options.seed + 1000)
     full = inference_model(run, model)
-    return save_and_export(full, folder, sample_inputs(run, list(validation or train)))
+    clips = list(validation or train)
+    reference = model(cached_inputs(run, clips), training=False)  # one call: frames and index stay together
+    return save_and_export(full, folder, sample_inputs(run, clips), reference)
 
 
 def per_dataset_metrics(predictions: pd.DataFrame, run) -> dict:
