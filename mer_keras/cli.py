@@ -110,7 +110,9 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
     train.add_argument("--cache-dir", default=None,
                        help="keep the frozen features on disk here, reused by later runs; training reads the rows "
-                            "of each batch from disk, so memory stays low; default: in memory only")
+                            "of each batch from disk, so memory stays low; default: in memory, unless they would "
+                            "take over a quarter of this machine's memory (then in $MER_KERAS_CACHE or the user "
+                            "cache dir, under features/)")
     train.add_argument("--out", default=None, help="run folder (default runs/<exp>-n<N>-<time>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out: finished folds are kept, a killed fold continues")

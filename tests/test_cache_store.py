@@ -181,3 +181,20 @@ def test_disk_features_refuse_rows_out_of_range_naming_the_file(tmp_path, encode
         with pytest.raises(IndexError, match=r"features-.*\.npy: (row|variant) out of range"):
             disk.read(np.array(variants), np.array(rows))
     disk.close()
+
+
+@pytest.mark.parametrize("cache_dir, nbytes, memory, expected", [
+    ("given", 10**12, 16 * 2**30, "given"),  # an explicit folder always wins
+    (None, 3 * 2**30, 16 * 2**30, None),  # 3 GB of 16: in memory
+    (None, 5 * 2**30, 16 * 2**30, "auto"),  # over a quarter: on disk, in mer_keras's cache folder
+    (None, 5 * 2**30, None, None),  # memory unknown: kept in memory as asked by default
+])
+def test_features_too_large_for_memory_go_to_the_user_cache(tmp_path, monkeypatch, cache_dir, nbytes, memory,
+                                                            expected):
+    from mer_keras.pipeline import cache_store
+
+    monkeypatch.setenv("MER_KERAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache_store, "physical_memory", lambda: memory)
+    given = tmp_path / "given"
+    chosen = cache_store.choose_storage(given if cache_dir else None, nbytes)
+    assert chosen == {"given": given, "auto": tmp_path / "cache" / "features", None: None}[expected]

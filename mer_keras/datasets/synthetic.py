@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -22,7 +21,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import platformdirs
 from tqdm import tqdm
 
 from mer_keras.datasets.clip import Clip, DatasetError
@@ -253,8 +251,9 @@ def read_mask(clip, size=None) -> np.ndarray:
 
 def synthetic_root(seed=0, subjects=16, size=128) -> Path:
     """Where the cached synthetic dataset lives: ``$MER_KERAS_CACHE`` or the user cache dir."""
-    base = Path(os.environ.get("MER_KERAS_CACHE") or platformdirs.user_cache_dir("mer_keras"))
-    return base / f"{GENERATOR_VERSION}-s{subjects}-seed{seed}-{size}"
+    from mer_keras.pipeline.cache_store import user_cache_base
+
+    return user_cache_base() / f"{GENERATOR_VERSION}-s{subjects}-seed{seed}-{size}"
 
 
 def ensure_synthetic_smic(seed=0, subjects=16, size=128, progress=True) -> Path:

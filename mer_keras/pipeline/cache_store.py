@@ -19,6 +19,33 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = 1  # bump when the layout or the meaning of the stored array changes
+MEMORY_SHARE = 0.25  # features larger than this share of the machine's memory go to disk by default
+
+
+def user_cache_base() -> Path:
+    """mer_keras's own cache folder: ``$MER_KERAS_CACHE`` or the user cache dir."""
+    import platformdirs
+
+    return Path(os.environ.get("MER_KERAS_CACHE") or platformdirs.user_cache_dir("mer_keras"))
+
+
+def physical_memory():
+    """Bytes of memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def choose_storage(cache_dir, nbytes: int):
+    """Where features of ``nbytes`` go: ``cache_dir`` if given, else memory (None) unless they would
+    take more than ``MEMORY_SHARE`` of the machine's memory; then ``<user cache>/features``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    memory = physical_memory()
+    if memory and nbytes > MEMORY_SHARE * memory:
+        return user_cache_base() / "features"
+    return None
 
 
 def _versions() -> dict:
