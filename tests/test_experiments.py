@@ -41,8 +41,10 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     assert config["weights"]["source"] == "random" and config["options"]["experiment"] == experiment
     assert config["versions"]["keras"] == keras.__version__
     assert any("synthetic" in d for d in config["deviations_from_paper"])
-    # the SavedModel answers like model.keras on the same raw frames
+    # the SavedModel answers like model.keras on the same raw frames, and both like the model trained
+    # on cached features
     assert summary["export"]["max_abs_difference"] <= 1e-4
+    assert summary["export"]["trained_vs_exported"] <= 1e-4
     expected_input = [None, 32, 32, 3] if experiment == "exp1" else [None, 5, 32, 32, 3]
     assert summary["export"]["input_shape"] == expected_input
     # frame models cache pooled features; clip models (motion by default) the unpooled stage-5 maps
@@ -56,6 +58,47 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     assert summary["uf1"] == pytest.approx(f1_score(y_true, y_pred, labels=classes, average="macro"))
     assert summary["uar"] == pytest.approx(recall_score(y_true, y_pred, labels=classes, average="macro"))
     assert len(predictions) == config["data"]["clips"]
+
+
+@pytest.mark.parametrize("clip_features, frame_cache", [("motion", [2, 2, 128]), ("relative", [128]),
+                                                        ("raw", [128])])
+def test_clip_features_from_maps_or_pooled_features_export_the_trained_answers(tiny_smic, tmp_path, clip_features,
+                                                                             frame_cache):
+    # 64 px: the tiny backbone's stage-5 maps are 2 x 2, so motion is averaged over places
+    summary = _run("exp2", tiny_smic, tmp_path / "run", "--image-size", "64", "--folds", "2", "--epochs", "1",
+                   "--clip-features", clip_features)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["frame_cache"]["feature_shape"] == frame_cache and config["frame_cache"]["storage"] == "memory"
+    assert summary["export"]["trained_vs_exported"] <= 1e-4 and summary["export"]["max_abs_difference"] <= 1e-4
+    assert any(f"--clip-features {clip_features}" in d for d in config["deviations_from_paper"]) is (
+        clip_features != "raw")
+
+
+def test_motion_standardization_uses_the_statistics_of_the_training_windows(tiny_smic, tmp_path):
+    from mer_keras.experiment import Run
+
+    run = Run(parse_args("exp2", ["--data", str(tiny_smic), "--out", str(tmp_path / "r"), *TINY, "--n", "5",
+                                  "--image-size", "64"]))
+    windows = run.windows(run.folds[0].train)
+    maps = np.asarray(run.features)[0][windows.rows]  # (windows, n, 2, 2, channels)
+    motion = np.abs(maps - maps[:, :1]).mean(axis=(2, 3)).reshape(-1, maps.shape[-1])
+    layer = run.new_model(windows).get_layer("feature_standardization")
+    variance = np.maximum(motion.var(0), 1e-3 * motion.var(0).mean())  # the floor Run applies
+    np.testing.assert_allclose(np.ravel(layer.mean), motion.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.ravel(layer.variance), variance, rtol=1e-3, atol=1e-7)
+
+
+def test_mixed_precision_run_keeps_statistics_and_probabilities_in_float32(tiny_smic, tmp_path):
+    try:
+        summary = _run("exp2", tiny_smic, tmp_path / "run", "--precision", "mixed_bfloat16", "--folds", "2",
+                       "--epochs", "1", "--no-final")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["precision"] == "mixed_bfloat16" and "precision mixed_bfloat16" in config["deviations_from_paper"]
+    probs = pd.read_csv(tmp_path / "run" / "predictions.csv").filter(like="p_").to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert summary["n_folds"] == 2
 
 
 def test_no_test_subject_feeds_training_or_validation(tiny_smic, tmp_path):
@@ -135,6 +178,7 @@ def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smi
     assert config["frame_cache"]["feature_shape"] == [2, 2, 64]  # stage-4 maps of the tiny backbone at 32x32
     assert not any("whole backbone frozen" in d for d in config["deviations_from_paper"])
     assert summary["export"]["max_abs_difference"] <= 1e-4
+    assert summary["export"]["trained_vs_exported"] <= 1e-4  # exp2: the deduplicated model's answers
     final = keras.saving.load_model(tmp_path / "run" / "final" / "model.keras")
     # the exported backbone carries the retrained stage 5 and the untouched frozen stages
     keras.utils.set_random_seed(0)  # the seed the run started from: the same initial weights
@@ -228,3 +272,15 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
         assert scores["uf1"] == pytest.approx(
             f1_score(part["true"], part["predicted"], labels=["negative", "positive", "surprise"], average="macro"))
     assert "## Per source dataset" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("before, expected", [
+    ({"experiment": "exp2", "relative": True}, {"experiment": "exp2", "clip_features": "relative"}),
+    ({"experiment": "exp3", "relative": False}, {"experiment": "exp3", "clip_features": "raw"}),
+    ({"experiment": "exp2", "clip_features": "motion"}, {"experiment": "exp2", "clip_features": "motion"}),
+    ({"experiment": "exp1"}, {"experiment": "exp1"}),
+])
+def test_runs_written_before_clip_features_resume_with_what_they_used(before, expected):
+    from mer_keras.experiment import legacy_options
+
+    assert legacy_options(before) == expected
