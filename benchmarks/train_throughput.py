@@ -174,7 +174,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=112, help="frame height and width (default 112)")
     parser.add_argument("--n", type=int, default=13, help="frames per window (default 13)")
-    parser.add_argument("--batch", type=int, default=32, help="windows per batch (default 32, the experiments' --batch-size)")
+    parser.add_argument("--batch", type=int, default=32,
+                        help="windows per batch (default 32, the experiments' --batch-size)")
     parser.add_argument("--steps", type=int, default=3, help="distinct fixed batches per setting")
     parser.add_argument("--rounds", type=int, default=3, help="timed steps per setting (median reported)")
     parser.add_argument("--warmup", type=int, default=1)

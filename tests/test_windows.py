@@ -7,7 +7,8 @@ from mer_keras.pipeline.windows import balanced_indices, build_frame_table, slid
 
 
 def _clip(clip_id, length, label="negative", subject="s1"):
-    return Clip("smic", subject, clip_id, label, tuple(f"/d/{clip_id}/image{100 + i}.bmp" for i in range(length)), 100.0)
+    frames = tuple(f"/d/{clip_id}/image{100 + i}.bmp" for i in range(length))
+    return Clip("smic", subject, clip_id, label, frames, 100.0)
 
 
 @pytest.mark.parametrize("length, n", [(13, 13), (20, 13), (11, 1), (60, 17)])
