@@ -67,7 +67,8 @@ def test_gradients_equal_the_per_window_computation(encoder, windows, features):
 def test_predictions_equal_and_weights_move_to_the_per_window_model(encoder, windows, features):
     deduplicated, per_window = _models(encoder)
     deduplicated.compile("adam", "categorical_crossentropy")
-    deduplicated.fit(make_deduplicated_dataset(features, windows, 3, 8, training=True)[0], epochs=1, verbose=0)
+    deduplicated.fit(make_deduplicated_dataset(features, windows, 3, 8, training=True)[0], epochs=1, verbose=0,
+                     shuffle=False)
     copy_weights_by_name(deduplicated, per_window)
     ours = deduplicated.predict(make_deduplicated_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
     theirs = per_window.predict(make_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
