@@ -68,6 +68,23 @@ def legacy_options(options: dict) -> dict:
             "clip_features": "relative" if options["relative"] else "raw"}
 
 
+def clip_features_of(options) -> str:
+    """What the run's model sees per frame: frame models, and runs from before the option, the pooled features."""
+    if EXPERIMENT_KIND[options.experiment] == "frame":
+        return "raw"
+    return getattr(options, "clip_features", "raw")
+
+
+def head_sizes(options) -> dict:
+    """Layer sizes, dropout and clip features of a run's head, as its command line set them."""
+    if EXPERIMENT_KIND[options.experiment] == "frame":
+        sizes = {"fc_units": tuple(options.fc_units)}
+    else:
+        sizes = {"lstm_units": tuple(options.lstm_units), "bilstm_units": options.bilstm_units,
+                 "clip_features": clip_features_of(options)}
+    return {**sizes, "dropout": options.dropout}
+
+
 _RUN_DEFINING = ("experiment", "data", "dataset", "n", "short_clips", "image_size", "protocol", "folds",
                  "seed", "weights", "retrain_from", "backbone", "flip", "rotation", "balance", "standardize",
                  "clip_features")
@@ -160,7 +177,7 @@ class Run:
             self.short_report = {"policy": "not applicable (frame level)", "shorter_than_n": 0}
         self.clips = [c for c, _ in self.planned]
         self.folds = make_folds(self.clips, options)
-        self.clip_features = "raw" if self.kind == "frame" else options.clip_features
+        self.clip_features = clip_features_of(options)
         # motion is measured on the unpooled maps of the backbone's last stage
         self.backbone, self.weights = resolve_backbone(options, self.size, self.synthetic,
                                                        pooling=backbone_pooling(self.clip_features))
@@ -170,8 +187,9 @@ class Run:
         self.variants = variant_names(options.flip, options.rotation)
         encoder = frame_encoder(prefix, self.size)
         self.cache_bytes = 4 * len(self.variants) * len(self.table) * int(np.prod(encoder.outputs[0].shape[1:]))
-        self.cache_dir = choose_storage(getattr(options, "cache_dir", None), self.cache_bytes)
-        if self.cache_dir is not None and getattr(options, "cache_dir", None) is None:
+        asked_dir = getattr(options, "cache_dir", None)
+        self.cache_dir = choose_storage(asked_dir, self.cache_bytes)
+        if self.cache_dir is not None and asked_dir is None:
             log.warning("frozen features of %.1f GB would take over a quarter of this machine's memory: "
                         "kept on disk in %s (--cache-dir chooses the folder)", self.cache_bytes / 1e9, self.cache_dir)
         started = time.perf_counter()
@@ -186,13 +204,9 @@ class Run:
         self.deduplicate = self.suffix is not None and self.kind != "frame" and options.deduplicate
 
     def head_options(self) -> dict:
-        """Layer sizes, dropout and feature handling of the head, as the command line set them."""
-        o = self.options
-        sizes = {"fc_units": o.fc_units} if self.kind == "frame" else {
-            "lstm_units": o.lstm_units, "bilstm_units": o.bilstm_units, "clip_features": self.clip_features}
-        if not self.deduplicate:
-            sizes["standardize"] = self.standardize
-        return {**sizes, "dropout": o.dropout}
+        """``head_sizes`` plus feature standardization (not in a deduplicated model)."""
+        sizes = head_sizes(self.options)
+        return sizes if self.deduplicate else {**sizes, "standardize": self.standardize}
 
     @property
     def standardize(self) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 from mer_keras import reports
 from mer_keras.backbone import VGGFacePreprocess, freeze_before
 from mer_keras.datasets import load_dataset
-from mer_keras.experiment import legacy_options
+from mer_keras.experiment import clip_features_of, head_sizes, legacy_options
 from mer_keras.gradcam.figures import before_after_figure, sweep_figure
 from mer_keras.gradcam.focus import WHOLE_FRAME, chance_level
 from mer_keras.gradcam.graph import default_layers, find_backbone
@@ -57,19 +57,15 @@ def initial_model(config):
     """``(model, backbone, weights record)``: the run's architecture with its starting weights."""
     options = Namespace(**legacy_options(config["options"]))
     size, kind = options.image_size, EXPERIMENT_KIND[options.experiment]
-    clip_features = "raw" if kind == "frame" else getattr(options, "clip_features", "raw")
     keras.utils.set_random_seed(options.seed)  # as Run does before building its backbone
     backbone, weights = resolve_backbone(options, size, config["data"]["synthetic"],
-                                         pooling=backbone_pooling(clip_features))
+                                         pooling=backbone_pooling(clip_features_of(options)))
     frames = keras.Input((size, size, 3), name="rgb_frames")
     encoder = keras.Model(frames, backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
                           name="frame_encoder_model")
-    sizes = {"fc_units": tuple(options.fc_units)} if kind == "frame" else {
-        "lstm_units": tuple(options.lstm_units), "bilstm_units": options.bilstm_units,
-        "clip_features": clip_features}
     model = build_model(kind, len(config["data"]["classes"]), (size, size, 3),
-                        None if kind == "frame" else options.n, encoder, dropout=options.dropout,
-                        name=f"mer_{options.experiment}_untrained", **sizes)
+                        None if kind == "frame" else options.n, encoder,
+                        name=f"mer_{options.experiment}_untrained", **head_sizes(options))
     return model, backbone, weights
 
 
