@@ -27,6 +27,7 @@ from mer_keras.datasets.clip import Clip, DatasetError
 from mer_keras.datasets.synthetic_faces import (
     CLASS_ACTION_UNITS, displacement_field, eyelid_alpha, render_face, sample_identity,
 )
+from mer_keras.pipeline.cache_store import user_cache_base
 
 GENERATOR_VERSION = "synthetic-smic-v1"
 FPS = 100.0
@@ -251,8 +252,6 @@ def read_mask(clip, size=None) -> np.ndarray:
 
 def synthetic_root(seed=0, subjects=16, size=128) -> Path:
     """Where the cached synthetic dataset lives: ``$MER_KERAS_CACHE`` or the user cache dir."""
-    from mer_keras.pipeline.cache_store import user_cache_base
-
     return user_cache_base() / f"{GENERATOR_VERSION}-s{subjects}-seed{seed}-{size}"
 
 

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 FORMAT = 1  # bump when the layout or the meaning of the stored array changes
 MEMORY_SHARE = 0.25  # features larger than this share of the machine's memory go to disk by default
@@ -24,8 +25,6 @@ MEMORY_SHARE = 0.25  # features larger than this share of the machine's memory g
 
 def user_cache_base() -> Path:
     """mer_keras's own cache folder: ``$MER_KERAS_CACHE`` or the user cache dir."""
-    import platformdirs
-
     return Path(os.environ.get("MER_KERAS_CACHE") or platformdirs.user_cache_dir("mer_keras"))
 
 
