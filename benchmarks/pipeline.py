@@ -83,20 +83,21 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     frame_shape = (map_size, map_size, dim) if map_size else (dim,)
+    clip_features = "motion" if map_size else "raw"
     features = rng.standard_normal((variants, frames, *frame_shape), dtype=np.float32)
     windows = _windows(frames, n, 29, rng)
     dataset, samples = make_dataset(features, windows, 3, batch, training=True, seed=0)
     supply = delivered(dataset, batches, repeats)
     fixed = [(x.numpy(), y.numpy()) for x, y in dataset.take(train_batches)]
     model = compile_model(build_model("lstm", 3, frame_shape, n, lstm_units=units,
-                                      clip_features="motion" if map_size else "raw"), 1e-3)
+                                      clip_features=clip_features), 1e-3)
     demand = consumed(model, fixed, repeats)
     return {
         "headroom": supply / demand,
         "delivered_windows_per_s": supply,
         "consumed_windows_per_s": demand,
         "settings": {"frames": frames, "feature_dim": dim, "frame_shape": list(frame_shape),
-                     "clip_features": "motion" if map_size else "raw", "variants": variants, "n": n, "batch": batch,
+                     "clip_features": clip_features, "variants": variants, "n": n, "batch": batch,
                      "windows": len(windows), "clips": len(windows.clips), "samples_per_epoch": samples,
                      "timed_batches": batches, "train_batches": train_batches, "repeats": repeats,
                      "lstm_units": list(units), "precision": "float32"},
