@@ -12,6 +12,8 @@ import os
 import h5py
 import numpy as np
 
+from mer_keras.paths import keras_home
+
 RELEASE_URL = "https://github.com/rcmalli/keras-vggface/releases/download/v2.0/"
 WEIGHT_FILES = {False: "rcmalli_vggface_tf_notop_resnet50.h5", True: "rcmalli_vggface_tf_resnet50.h5"}
 CACHE_SUBDIR = os.path.join("models", "vggface")
@@ -32,15 +34,6 @@ class WeightsError(ValueError):
 
 class WeightsNotFoundError(FileNotFoundError):
     """The VGGFace2 weight file is neither on disk nor downloadable."""
-
-
-def keras_home():
-    """`$KERAS_HOME` if set (read now, unlike Keras which reads it at import), else Keras's own default."""
-    if os.environ.get("KERAS_HOME"):
-        return os.environ["KERAS_HOME"]
-    from keras.src.backend.config import keras_home as _keras_home
-
-    return _keras_home()
 
 
 def vggface2_weights_path(include_top=False):

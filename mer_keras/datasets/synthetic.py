@@ -27,7 +27,7 @@ from mer_keras.datasets.clip import Clip, DatasetError
 from mer_keras.datasets.synthetic_faces import (
     CLASS_ACTION_UNITS, displacement_field, eyelid_alpha, render_face, sample_identity,
 )
-from mer_keras.pipeline.cache_store import user_cache_base
+from mer_keras.paths import user_cache_base
 
 GENERATOR_VERSION = "synthetic-smic-v1"
 FPS = 100.0

@@ -17,15 +17,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import platformdirs
+
+from mer_keras.paths import user_cache_base
 
 FORMAT = 1  # bump when the layout or the meaning of the stored array changes
 MEMORY_SHARE = 0.25  # features larger than this share of the machine's memory go to disk by default
-
-
-def user_cache_base() -> Path:
-    """mer_keras's own cache folder: ``$MER_KERAS_CACHE`` or the user cache dir."""
-    return Path(os.environ.get("MER_KERAS_CACHE") or platformdirs.user_cache_dir("mer_keras"))
 
 
 def physical_memory():
