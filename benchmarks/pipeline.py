@@ -19,25 +19,20 @@ import time
 
 
 def _windows(frames, n, clip_length, rng):
-    """A WindowSet of consecutive clips of about ``clip_length`` frames covering ``frames`` rows."""
-    import numpy as np
-
-    from mer_keras.pipeline.windows import WindowSet, sliding_windows
+    """A WindowSet of consecutive clips of about ``clip_length`` frames covering at most ``frames`` rows."""
+    from benchmarks import consecutive_clips
 
     lengths = []
     while sum(lengths) + clip_length <= frames:
         lengths.append(int(rng.integers(max(n, clip_length - 10), clip_length + 11)))
-    rows, clip_index, start = [], [], 0
-    for i, length in enumerate(lengths):
+    kept, start = [], 0
+    for length in lengths:
         length = min(length, frames - start)
         if length < n:
             break
-        rows.append(sliding_windows(np.arange(start, start + length), n))
-        clip_index.append(np.full(len(rows[-1]), i, np.int32))
+        kept.append(length)
         start += length
-    clip_index = np.concatenate(clip_index)
-    return WindowSet(np.concatenate(rows).astype(np.int32), clip_index, clip_index % 3,
-                     tuple(range(len(rows))))
+    return consecutive_clips(kept, n)
 
 
 def delivered(dataset, batches, repeats):
@@ -73,10 +68,9 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
     import keras
     import numpy as np
 
-    from benchmarks.train_throughput import machine
-    from mer_keras.models import build_model
+    from mer_keras.machine import library_versions, machine
+    from mer_keras.models import HeadSpec, build_head
     from mer_keras.pipeline.tfdata import make_dataset
-    from mer_keras.provenance import versions
     from mer_keras.training import compile_model
 
     started = time.perf_counter()
@@ -89,8 +83,7 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
     dataset, samples = make_dataset(features, windows, 3, batch, training=True, seed=0)
     supply = delivered(dataset, batches, repeats)
     fixed = [(x.numpy(), y.numpy()) for x, y in dataset.take(train_batches)]
-    model = compile_model(build_model("lstm", 3, frame_shape, n, lstm_units=units,
-                                      clip_features=clip_features), 1e-3)
+    model = compile_model(build_head(HeadSpec("lstm", units, clip_features=clip_features), 3, frame_shape, n), 1e-3)
     demand = consumed(model, fixed, repeats)
     return {
         "headroom": supply / demand,
@@ -102,7 +95,7 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
                      "timed_batches": batches, "train_batches": train_batches, "repeats": repeats,
                      "lstm_units": list(units), "precision": "float32"},
         "machine": machine(),
-        "versions": versions(),
+        "versions": library_versions(),
         "total_s": time.perf_counter() - started,
     }
 

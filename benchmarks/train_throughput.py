@@ -15,8 +15,6 @@ drawn by ``make_deduplicated_dataset`` from SMIC-like clips. Each round times on
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,20 +23,11 @@ from mer_keras.models import CLIP_FEATURES
 
 
 def _clips_windows(n, clips, rng):
-    """A WindowSet of ``clips`` SMIC-like clips (20-50 frames, 3 classes) over consecutive rows."""
-    import numpy as np
+    """``(windows, frames)``: ``clips`` SMIC-like clips (20-50 frames, 3 classes) over consecutive rows."""
+    from benchmarks import consecutive_clips
 
-    from mer_keras.pipeline.windows import WindowSet, sliding_windows
-
-    rows, clip_index, start = [], [], 0
-    for i, length in enumerate(rng.integers(max(n, 20), max(n, 50) + 1, size=clips)):
-        windows = sliding_windows(np.arange(start, start + length), n)
-        rows.append(windows)
-        clip_index.append(np.full(len(windows), i, np.int32))
-        start += int(length)
-    clip_index = np.concatenate(clip_index)
-    return WindowSet(np.concatenate(rows).astype(np.int32), clip_index, clip_index % 3,
-                     tuple(range(clips))), start
+    lengths = rng.integers(max(n, 20), max(n, 50) + 1, size=clips)
+    return consecutive_clips(lengths, n), int(lengths.sum())
 
 
 def _compiled(model, jit_compile=False):
@@ -52,31 +41,32 @@ def build_settings(size, n, batch, steps, units, tiny, extras, clip_features="mo
     import keras
     import numpy as np
 
-    from mer_keras.backbone import split_backbone, vggface_resnet50
-    from mer_keras.experiment import frame_encoder
-    from mer_keras.models import backbone_pooling, build_deduplicated_model, build_model
+    from mer_keras.backbone import split_backbone, vggface_resnet50, with_preprocessing
+    from mer_keras.backbone.build import TINY
+    from mer_keras.models import HeadSpec, build_head, compose, deduplicated
     from mer_keras.pipeline.tfdata import make_deduplicated_dataset
-    from mer_keras.provenance import TINY
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     arch = TINY if tiny else {}
     classes, settings, info = 3, {}, {}
 
+    spec = HeadSpec("lstm", units, clip_features=clip_features)
+
     def backbone():
-        return vggface_resnet50(weights=None, input_shape=(size, size, 3), pooling=backbone_pooling(clip_features),
-                                **arch)
+        return vggface_resnet50(weights=None, input_shape=(size, size, 3), pooling=spec.pooling, **arch)
 
     def head(frame_shape, encoder=None, dedup=False):
-        build = build_deduplicated_model if dedup else build_model
-        return build("lstm", classes, frame_shape, n, encoder, lstm_units=units, clip_features=clip_features)
+        features = frame_shape if encoder is None else encoder.outputs[0].shape[1:]
+        top = build_head(spec, classes, features, n)
+        return deduplicated(top, encoder, frame_shape) if dedup else compose(top, encoder, frame_shape)
 
     def labels():
         return keras.utils.to_categorical(rng.integers(0, classes, batch), classes)
 
     whole = backbone()
     whole.trainable = True
-    encoder = frame_encoder(whole, size)
+    encoder = with_preprocessing(whole, size)
     raw = [(rng.uniform(0, 255, (batch, n, size, size, 3)).astype("float32"), labels()) for _ in range(steps)]
     settings["naive"] = (_compiled(head((size, size, 3), encoder)), raw)
     frozen = tuple(whole.output.shape[1:])  # what the frozen backbone caches per frame
@@ -93,16 +83,11 @@ def build_settings(size, n, batch, steps, units, tiny, extras, clip_features="mo
     per_window = [(f[i], y) for (f, i), y in dedup]  # the same windows, every frame once per position
     info["distinct_frames_per_batch"] = statistics.mean(len(f) for (f, _), _ in dedup)
 
-    def suffix_copy():
-        copy = keras.models.clone_model(suffix)
-        copy.set_weights(suffix.get_weights())
-        return copy
-
-    settings["stage5_naive"] = (_compiled(head(maps, suffix_copy())), per_window)
-    settings["stage5_dedup"] = (_compiled(head(maps, suffix_copy(), dedup=True)), dedup)
+    settings["stage5_naive"] = (_compiled(head(maps, suffix)), per_window)
+    settings["stage5_dedup"] = (_compiled(head(maps, suffix, dedup=True)), dedup)
     if extras:
         settings["frozen_xla"] = (_compiled(head(frozen), True), cached)
-        settings["stage5_dedup_xla"] = (_compiled(head(maps, suffix_copy(), dedup=True), True), dedup)
+        settings["stage5_dedup_xla"] = (_compiled(head(maps, suffix, dedup=True), True), dedup)
         keras.config.set_dtype_policy("mixed_bfloat16")
         try:
             settings["frozen_bf16"] = (_compiled(head(frozen)), cached)
@@ -129,22 +114,9 @@ def time_settings(settings, rounds, warmup):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def machine() -> dict:
-    """CPU count, model name and GPUs of this machine."""
-    import tensorflow as tf
-
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpus": os.cpu_count(), "cpu": model, "gpus": len(tf.config.list_physical_devices("GPU"))}
-
-
 def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 32), tiny=False, extras=False,
         clip_features="motion"):
-    from mer_keras.provenance import versions
+    from mer_keras.machine import library_versions, machine
 
     started = time.perf_counter()
     settings, info = build_settings(size, n, batch, steps, units, tiny, extras, clip_features)
@@ -160,7 +132,7 @@ def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 3
                      "backbone": "tiny" if tiny else "resnet50",
                      "weights": "random", "retrain_from": "conv5_1_1x1_reduce", "precision": "float32", **info},
         "machine": machine(),
-        "versions": versions(),
+        "versions": library_versions(),
         "total_s": time.perf_counter() - started,
     }
     if extras:

@@ -2,18 +2,18 @@
 
 import sys
 
-from mer_keras.cli import parse_args
-from mer_keras.runner import run_experiment
+from mer_keras.cli import run_main
+
+
+def _gradcam(config, extras):
+    if extras["gradcam"]:
+        from experiments.gradcam import main as gradcam_main
+
+        gradcam_main(["--run", config.out])
 
 
 def main(argv=None) -> int:
-    options = parse_args("exp1", argv)
-    run_experiment(options)
-    if options.gradcam:
-        from experiments.gradcam import main as gradcam_main
-
-        gradcam_main(["--run", str(options.out)])
-    return 0
+    return run_main("exp1", argv, after=_gradcam)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,11 @@
 
 import sys
 
-from mer_keras.cli import parse_args
-from mer_keras.runner import run_experiment
+from mer_keras.cli import run_main
 
 
 def main(argv=None) -> int:
-    run_experiment(parse_args("exp2", argv))
-    return 0
+    return run_main("exp2", argv)
 
 
 if __name__ == "__main__":

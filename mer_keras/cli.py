@@ -1,14 +1,19 @@
-"""The command line shared by ``experiments/exp1.py``, ``exp2.py`` and ``exp3.py``."""
+"""The command line shared by ``experiments/exp1.py``, ``exp2.py`` and ``exp3.py``: options -> ``RunConfig``.
+
+The only module that sees argparse; everything below it gets the validated ``RunConfig``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
+import tensorflow as tf
+
+from mer_keras.config import PRECISIONS, SHORT_CLIP_POLICIES, ConfigError, RunConfig
 from mer_keras.datasets.registry import LOADERS
-from mer_keras.models import CLIP_FEATURES
-
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-SHORT_CLIP_POLICIES = ("interpolate", "repeat", "drop")
+from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, RNNS
 
 DESCRIPTIONS = {
     "exp1": "Exp-I: VGGFace2 ResNet-50 frame classifier (fc1-fc3) on single frames.",
@@ -76,13 +81,17 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     model.add_argument("--backbone", choices=("resnet50", "tiny"), default="resnet50",
                        help="tiny = a 1-block-per-stage, 1/16-width ResNet for quick checks (random weights)")
     if frame_level:
-        model.add_argument("--fc-units", type=_units, default=(512, 128),
+        model.add_argument("--fc-units", type=_units, default=DEFAULT_UNITS["frame"],
                            help="sizes of fc1,fc2 (fc3 is the softmax classifier)")
+    elif experiment == "exp2":
+        model.add_argument("--lstm-units", type=_units, default=DEFAULT_UNITS["lstm"],
+                           help="sizes of the stacked recurrent layers (Exp-II)")
     else:
-        model.add_argument("--lstm-units", type=_units, default=(128, 64, 32),
-                           help="sizes of the stacked LSTM layers (Exp-II)")
-        model.add_argument("--bilstm-units", type=int, default=64, help="units per direction (Exp-III)")
+        model.add_argument("--bilstm-units", type=int, default=DEFAULT_UNITS["bilstm"][0],
+                           help="units per direction (Exp-III)")
     if not frame_level:
+        model.add_argument("--rnn", choices=RNNS, default="lstm",
+                           help="recurrent cell of the clip head: lstm (the paper's) or gru (the common ablation)")
         model.add_argument("--deduplicate", action=argparse.BooleanOptionalAction, default=True,
                            help="with a trainable backbone suffix, run it once per distinct frame of a batch and "
                                 "build windows after it (same gradients, far fewer frames per step)")
@@ -121,17 +130,42 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                            help="after training, run the Grad-CAM layer sweep on the run folder (as python -m "
                                 "experiments.gradcam --run OUT): OUT/gradcam/focus.json and figures")
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
+    train.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
     return p
 
 
-def parse_args(experiment: str, argv=None) -> argparse.Namespace:
+def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:
+    """``(config, extras)``: the validated run config, and the options that are not part of it."""
     parser = build_parser(experiment)
-    args = parser.parse_args(argv)
-    args.experiment = experiment
-    if args.n < 1:
-        parser.error(f"--n must be >= 1, got {args.n}")
-    if args.resume and not args.out:
+    options = vars(parser.parse_args(argv))
+    extras = {k: options.pop(k) for k in ("gradcam", "debug") if k in options}
+    if options["resume"] and not options["out"]:
         parser.error("--resume needs --out DIR, the run folder to continue")
-    if getattr(args, "gradcam", False) and not args.final:
+    if extras.get("gradcam") and not options["final"]:
         parser.error("--gradcam explains the final model: drop --no-final")
-    return args
+    try:
+        config = RunConfig.from_options(experiment, options, gpus=bool(tf.config.list_physical_devices("GPU")))
+    except ConfigError as error:
+        parser.error(str(error))
+    return config, extras
+
+
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, OSError)
+
+
+def run_main(experiment: str, argv=None, after=None) -> int:
+    """Parse, run, and report a user's error as one ``error: ...`` line (exit 2); ``--debug`` shows the traceback."""
+    from mer_keras.experiment import run_experiment
+
+    config, extras = parse_config(experiment, argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        run_experiment(config)
+        if after is not None:
+            after(config, extras)
+    except USER_ERRORS as error:
+        if extras.get("debug"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

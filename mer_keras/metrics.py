@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 SCORES = ("accuracy", "uf1", "uar")
@@ -116,41 +117,20 @@ def summarize_folds(per_fold: Sequence[Mapping], pooled: Mapping) -> dict:
     }
 
 
-def summarize_predictions(folds: Sequence[tuple], classes) -> dict:
-    """``summarize_folds`` from raw ``(y_true, y_pred)`` pairs, one per fold, pooling them."""
-    folds = [(_labels(t, "y_true"), _labels(p, "y_pred")) for t, p in folds]
-    per_fold = [clip_metrics(t, p, classes) for t, p in folds]
-    pooled = clip_metrics([y for t, _ in folds for y in t], [y for _, p in folds for y in p], classes)
-    return summarize_folds(per_fold, pooled)
+def summarize(fold_results, classes, source_of=None) -> dict:
+    """``summarize_folds`` of cross-validation ``FoldResult``s, plus ``per_dataset`` pooled scores.
 
-
-def aggregate_windows(window_probs, window_clip_ids) -> tuple[list, np.ndarray]:
-    """A clip's probabilities = the mean of its windows' probabilities (our protocol choice).
-
-    Returns the clip ids in order of first appearance and a (clips, classes) float64 array.
+    ``source_of`` maps a clip key to its source dataset; a composite (several sources) gets the
+    pooled scores of each source as MEGC2019 reports them, a single dataset ``{}``.
     """
-    probs = np.asarray(window_probs, dtype=np.float64)
-    ids = _labels(window_clip_ids, "window_clip_ids")
-    if probs.ndim != 2:
-        raise ValueError(f"window_probs must be 2-D (windows, classes). Received: shape {probs.shape}")
-    if len(ids) != probs.shape[0]:
-        raise ValueError(
-            f"One clip id per window is needed. Received: {probs.shape[0]} windows, {len(ids)} ids"
-        )
-    if not ids:
-        raise ValueError("aggregate_windows needs at least one window. Received: 0 windows")
-    if not np.all(np.isfinite(probs)) or probs.min() < -1e-6 or probs.max() > 1 + 1e-6:
-        raise ValueError(
-            "window_probs must be probabilities in [0, 1] (softmax outputs, not logits). "
-            f"Received: values in [{np.nanmin(probs):.4g}, {np.nanmax(probs):.4g}]"
-            + (" with NaN/inf" if not np.all(np.isfinite(probs)) else "")
-        )
-    index = {}
-    groups = np.array([index.setdefault(i, len(index)) for i in ids])
-    sums = np.zeros((len(index), probs.shape[1]))
-    np.add.at(sums, groups, probs)
-    counts = np.bincount(groups, minlength=len(index))
-    return list(index), sums / counts[:, None]
+    predictions = pd.concat([r.predictions for r in fold_results], ignore_index=True)
+    pooled = clip_metrics(predictions["true"].tolist(), predictions["predicted"].tolist(), classes)
+    summary = summarize_folds([r.metrics for r in fold_results], pooled)
+    sources = predictions["clip"].map(source_of or {})
+    summary["per_dataset"] = {} if sources.nunique() < 2 else {
+        name: clip_metrics(part["true"].tolist(), part["predicted"].tolist(), classes)
+        for name, part in predictions.groupby(sources, sort=True)}
+    return summary
 
 
 def probs_to_labels(probs, classes) -> list:

@@ -1,21 +1,29 @@
-"""The paper's three models as Keras functional graphs: frame classifier, 3-layer LSTM, Bi-LSTM.
+"""The classifier heads (frame classifier, stacked LSTM/GRU, Bi-LSTM/GRU) and the models built around them.
 
-Each is built around a per-frame ``encoder``: either the whole backbone with preprocessing (the
-exported model, raw RGB frames in) or only its trainable suffix, or nothing, when training on
-cached features of the frozen prefix. Head layers carry fixed names so trained weights move
-between the two by name.
+A head is one ``keras.Model`` over per-frame features. The same head object is composed
+(``compose``) with whatever computes those features: nothing (training on cached features of
+the frozen backbone), the trainable suffix of the backbone, or the whole backbone with its
+preprocessing (the exported model); ``deduplicated`` runs the suffix once per distinct frame.
+Every composition shares the head's layers, so no weights are ever copied between models.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import keras
+import numpy as np
 from keras import layers, ops
 
 KINDS = ("frame", "lstm", "bilstm")
 EXPERIMENT_KIND = {"exp1": "frame", "exp2": "lstm", "exp3": "bilstm"}
-# What clip models feed their LSTM per frame: the pooled features (the paper), the pooled features
-# minus the window's first frame's, or how much each unpooled feature map moved from that frame.
+RNNS = ("lstm", "gru")
+# What clip models feed their recurrent layers per frame: the pooled features (the paper), the pooled
+# features minus the window's first frame's, or how much each unpooled feature map moved from that frame.
 CLIP_FEATURES = ("raw", "relative", "motion")
+# Layer sizes of each head: fc1, fc2 (fc3 is the classifier) / stacked layers / units per direction.
+DEFAULT_UNITS = {"frame": (512, 128), "lstm": (128, 64, 32), "bilstm": (64,)}
+VARIANCE_FLOOR = 1e-3  # standardization: no feature's variance below this share of the mean variance
 
 
 @keras.saving.register_keras_serializable(package="mer_keras")
@@ -23,7 +31,7 @@ class FramewiseTimeDistributed(layers.TimeDistributed):
     """TimeDistributed that folds time into the batch: one call of the inner layer on ``(B*T, ...)``.
 
     Same result as Keras's TimeDistributed, which on Keras 3 loops over timesteps in Python
-    (slower first call, more memory; see DESIGN.md).
+    (slower first call, more memory).
     """
 
     def call(self, inputs, training=None, mask=None):
@@ -68,76 +76,6 @@ class WindowMotion(layers.Layer):
         return (*input_shape[:2], input_shape[-1])
 
 
-def backbone_pooling(clip_features: str):
-    """The backbone's pooling for these clip features: none where the head measures motion on maps."""
-    return None if check_clip_features(clip_features) == "motion" else "avg"
-
-
-def check_clip_features(clip_features: str) -> str:
-    if clip_features not in CLIP_FEATURES:
-        raise ValueError(f"`clip_features` must be one of {CLIP_FEATURES}. Received: clip_features={clip_features!r}")
-    return clip_features
-
-
-def _frame_features(x, standardize: bool, clip_features: str = "raw"):
-    """Per-frame features into the head; a standardization's statistics are set later by ``adapt``."""
-    if clip_features == "motion":  # standardized after: the statistics are those of the motion
-        x = WindowMotion(name="window_motion")(x)
-    if standardize:  # float32 also under mixed precision: adapt() sums its statistics in float32
-        x = layers.Normalization(axis=-1, name="feature_standardization", dtype="float32")(x)
-    if clip_features == "relative":
-        x = SubtractFirstFrame(name="window_relative")(x)
-    return x
-
-
-def build_model(kind: str, num_classes: int, frame_shape, n: int | None = None, encoder=None, *,
-                fc_units=(512, 128), lstm_units=(512, 256, 128), bilstm_units=256,
-                dropout=0.3, standardize=False, clip_features="raw", name=None) -> keras.Model:
-    """A frame (``kind="frame"``) or clip (``"lstm"``, ``"bilstm"``) classifier.
-
-    ``frame_shape`` is one frame's input (raw ``(H, W, 3)`` or cached features); clip models take
-    ``(n, *frame_shape)``. ``standardize`` adds a Normalization of the per-frame features (adapt it
-    on training features); ``clip_features`` (clip models, one of ``CLIP_FEATURES``) says what the
-    LSTM sees; ``"motion"`` needs unpooled maps. The softmax runs in float32 under mixed precision.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
-    if num_classes < 2:
-        raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
-    if kind != "frame" and (n is None or n < 1):
-        raise ValueError(f"Clip models need a window length `n` >= 1. Received: n={n}")
-    check_clip_features(clip_features)
-    if kind == "frame" and clip_features != "raw":
-        raise ValueError(f"A frame model sees single frames: `clip_features` must be 'raw'. "
-                         f"Received: clip_features={clip_features!r}")
-    frame_shape = tuple(frame_shape)
-    if kind == "frame":
-        inputs = keras.Input(frame_shape, name="frames")
-        x = _frame_features(encoder(inputs) if encoder is not None else inputs, standardize)
-        for i, units in enumerate(fc_units, start=1):
-            x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
-            x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
-        logits = layers.Dense(num_classes, name=f"fc{len(fc_units) + 1}")(x)
-        outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-        return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
-    inputs = keras.Input((n, *frame_shape), name="clips")
-    x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if encoder is not None else inputs
-    x = _frame_features(x, standardize, clip_features)
-    outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
-    return keras.Model(inputs, outputs, name=name or f"mer_{kind}")
-
-
-def _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout):
-    if kind == "lstm":
-        for i, units in enumerate(lstm_units, start=1):
-            x = layers.LSTM(units, return_sequences=i < len(lstm_units), name=f"lstm{i}")(x)
-    else:
-        x = layers.Bidirectional(layers.LSTM(bilstm_units), name="bilstm")(x)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    logits = layers.Dense(num_classes, name="classifier")(x)
-    return layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-
-
 @keras.saving.register_keras_serializable(package="mer_keras")
 class GatherFrames(layers.Layer):
     """``(frames (F, D), index (B, N))`` -> ``(B, N, D)``: windows built after the per-frame encoder."""
@@ -151,54 +89,128 @@ class GatherFrames(layers.Layer):
         return (*index, *frames[1:])
 
 
-def build_deduplicated_model(kind: str, num_classes: int, frame_shape, n: int, encoder, *,
-                             lstm_units=(512, 256, 128), bilstm_units=256, dropout=0.3,
-                             clip_features="raw", name=None) -> keras.Model:
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {allowed}. Received: {name}={value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What a head is: its kind, layer sizes, recurrent cell, clip features, dropout, standardization."""
+
+    kind: str
+    units: tuple = None  # None: DEFAULT_UNITS[kind]
+    rnn: str = "lstm"
+    clip_features: str = "raw"
+    dropout: float = 0.3
+    standardize: bool = False
+    name: str = field(default=None, compare=False)
+
+    def __post_init__(self):
+        _choice("kind", self.kind, KINDS)
+        _choice("rnn", self.rnn, RNNS)
+        _choice("clip_features", self.clip_features, CLIP_FEATURES)
+        units = DEFAULT_UNITS[self.kind] if self.units is None else tuple(int(u) for u in self.units)
+        if not units or min(units) < 1 or (self.kind == "bilstm" and len(units) != 1):
+            raise ValueError(f"`units` must be positive layer sizes (one for a bidirectional head). "
+                             f"Received: units={self.units!r}")
+        object.__setattr__(self, "units", units)
+        if self.kind == "frame" and self.clip_features != "raw":
+            raise ValueError(f"A frame model sees single frames: `clip_features` must be 'raw'. "
+                             f"Received: clip_features={self.clip_features!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={self.dropout}")
+
+    @property
+    def pooling(self):
+        """The backbone's pooling for this head: none where the head measures motion on the maps."""
+        return None if self.clip_features == "motion" else "avg"
+
+
+def build_head(spec: HeadSpec, num_classes: int, feature_shape, n: int | None = None,
+               standardize_on=None) -> keras.Model:
+    """The head over per-frame features ``feature_shape`` (clip heads: windows of ``n`` of them).
+
+    With ``spec.standardize`` its Normalization is adapted here on ``standardize_on``: the training
+    frames' features (an array) or, for motion features, a dataset of training windows (their
+    motion is what gets standardized). The softmax runs in float32 under mixed precision.
+    """
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+    if spec.kind != "frame" and (n is None or n < 1):
+        raise ValueError(f"Clip heads need a window length `n` >= 1. Received: n={n}")
+    if spec.standardize and standardize_on is None:
+        raise ValueError("A standardized head needs training features to adapt on. Received: standardize_on=None")
+    feature_shape = tuple(feature_shape)
+    frame = spec.kind == "frame"
+    inputs = keras.Input(feature_shape if frame else (n, *feature_shape), name="frames" if frame else "clips")
+    x = inputs
+    motion = WindowMotion(name="window_motion") if spec.clip_features == "motion" else None
+    if motion is not None:  # standardized after: the statistics are those of the motion
+        x = motion(x)
+    standardization = None
+    if spec.standardize:  # float32 also under mixed precision: adapt() sums its statistics in float32
+        standardization = layers.Normalization(axis=-1, name="feature_standardization", dtype="float32")
+        x = standardization(x)
+    if spec.clip_features == "relative":
+        x = SubtractFirstFrame(name="window_relative")(x)
+    if frame:
+        for i, units in enumerate(spec.units, start=1):
+            x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+            x = layers.Dropout(spec.dropout, name=f"fc{i}_dropout")(x)
+        logits = layers.Dense(num_classes, name=f"fc{len(spec.units) + 1}")(x)
+    else:
+        cell = {"lstm": layers.LSTM, "gru": layers.GRU}[spec.rnn]
+        if spec.kind == "lstm":
+            for i, units in enumerate(spec.units, start=1):
+                x = cell(units, return_sequences=i < len(spec.units), name=f"{spec.rnn}{i}")(x)
+        else:
+            x = layers.Bidirectional(cell(spec.units[0]), name=f"bi{spec.rnn}")(x)
+        x = layers.Dropout(spec.dropout, name="head_dropout")(x)
+        logits = layers.Dense(num_classes, name="classifier")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    head = keras.Model(inputs, outputs, name=spec.name or f"{spec.kind}_head")
+    if standardization is not None:
+        _adapt(standardization, motion, standardize_on, frame)
+    return head
+
+
+def _adapt(standardization, motion, samples, frame: bool):
+    if motion is not None:  # the motion of every training window (a first frame's motion is 0 and counts too)
+        standardization.adapt(samples.map(lambda x, *_: motion(x)))
+    else:
+        samples = np.asarray(samples)
+        standardization.adapt(samples if frame else samples[:, None])  # clip heads: (batch, n, features)
+    # features that (almost) never move on the training data are not blown up by 1/std
+    variance = standardization.adapt_variance.numpy()
+    standardization.adapt_variance.assign(np.maximum(variance, VARIANCE_FLOOR * variance.mean()))
+    standardization.finalize_state()
+
+
+def compose(head: keras.Model, encoder=None, input_shape=None, name=None) -> keras.Model:
+    """``encoder`` (per frame; time folded into the batch for clip heads) then ``head``, sharing both.
+
+    ``input_shape`` is one frame's input to the encoder (raw ``(H, W, 3)`` or cached features);
+    without an encoder the head itself is the model.
+    """
+    if encoder is None:
+        return head
+    clip = len(head.inputs[0].shape) > 2 and head.inputs[0].name == "clips"
+    n = head.inputs[0].shape[1] if clip else None
+    inputs = keras.Input(tuple(input_shape) if not clip else (n, *input_shape), name="clips" if clip else "frames")
+    x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if clip else encoder(inputs)
+    return keras.Model(inputs, head(x), name=name or f"{head.name}_on_{encoder.name}")
+
+
+def deduplicated(head: keras.Model, encoder, frame_shape, name=None) -> keras.Model:
     """A clip model that runs ``encoder`` once per distinct frame of a batch, then gathers windows.
 
-    Inputs: ``frames`` (distinct frames of the batch) and ``index`` ``(B, n)`` into them. Same
-    layers and names as :func:`build_model`, so weights move between the two by name; the
-    gradients equal those of running the encoder on every window position.
+    Inputs: ``frames`` (distinct frames of the batch) and ``index`` ``(B, n)`` into them. With the
+    encoder's BatchNorm frozen, gradients equal those of running it on every window position.
     """
-    if kind not in ("lstm", "bilstm"):
-        raise ValueError(f"`kind` must be 'lstm' or 'bilstm'. Received: kind={kind!r}")
+    n = head.inputs[0].shape[1]
     frames = keras.Input(tuple(frame_shape), name="frames")
     index = keras.Input((n,), dtype="int32", name="index")
     x = GatherFrames(name="gather_windows")([encoder(frames), index])
-    x = _frame_features(x, False, check_clip_features(clip_features))
-    outputs = _sequence_head(x, kind, num_classes, lstm_units, bilstm_units, dropout)
-    return keras.Model([frames, index], outputs, name=name or f"mer_{kind}_deduplicated")
-
-
-def copy_weights_by_name(source: keras.Model, target: keras.Model) -> list:
-    """Copy every weighted layer of ``source`` into the same-named layer of ``target``.
-
-    Nested models are searched by name on both sides. Returns the copied layer names; a missing
-    or mis-shaped layer raises naming it.
-    """
-    target_layers = {layer.name: layer for layer in _weighted_layers(target)}
-    copied = []
-    for layer in _weighted_layers(source):
-        if layer.name not in target_layers:
-            raise ValueError(f"Layer {layer.name!r} of {source.name!r} has no counterpart in {target.name!r}.")
-        destination = target_layers[layer.name]
-        weights = layer.get_weights()
-        shapes = [w.shape for w in weights]
-        expected = [tuple(w.shape) for w in destination.weights]
-        if shapes != expected:
-            raise ValueError(f"Layer {layer.name!r}: shapes {shapes} do not match {expected} in {target.name!r}.")
-        destination.set_weights(weights)
-        if isinstance(destination, layers.Normalization):
-            destination.finalize_state()  # its mean/variance tensors are derived from the weights
-        copied.append(layer.name)
-    return copied
-
-
-def _weighted_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _weighted_layers(layer)
-        elif isinstance(layer, layers.TimeDistributed) and isinstance(layer.layer, keras.Model):
-            yield from _weighted_layers(layer.layer)
-        elif layer.weights:
-            yield layer
+    return keras.Model([frames, index], head(x), name=name or f"{head.name}_deduplicated")

@@ -89,3 +89,15 @@ def loso(clips, seed=0, validation_fraction=0.2) -> list:
         raise ValueError(f"LOSO needs at least 2 subjects. Received: {sorted(set(groups))}")
     splits = LeaveOneGroupOut().split(np.zeros(len(clips)), labels, groups)
     return _folds(clips, splits, validation_fraction, seed)
+
+
+def make_folds(clips, protocol) -> list:
+    """The folds of a ``ProtocolConfig``: subject-wise k-fold or leave-one-subject-out."""
+    if protocol.protocol == "loso":
+        return loso(clips, seed=protocol.seed, validation_fraction=protocol.validation_fraction)
+    n_subjects = len({c.subject for c in clips})
+    if protocol.folds > n_subjects:
+        raise ValueError(f"--folds must be at most the number of subjects ({n_subjects}). "
+                         f"Received: --folds {protocol.folds}")
+    return subject_kfold(clips, k=protocol.folds, seed=protocol.seed,
+                         validation_fraction=protocol.validation_fraction)

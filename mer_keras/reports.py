@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_keras.files import read_json, save_figure, write_bytes, write_json, write_text  # noqa: F401
+from mer_keras.files import save_figure, write_json, write_text
 from mer_keras.plots import confusion_figure, curves_figure
 
 # Accuracy the paper reports on SMIC-HS, 4 classes (negative, positive, surprise, non-micro).
@@ -26,42 +26,6 @@ PAPER_TABLE4 = [  # method, accuracy
 ]
 _SUMMARY_KEYS = ("accuracy", "uf1", "uar", "n", "classes", "per_class", "confusion",
                  "n_folds", "fold_mean", "fold_std", "folds")
-
-
-def write_predictions_csv(path, rows: Sequence[Mapping], classes) -> Path:
-    """One line per clip: clip, subject, true, predicted, ``p_<class>`` per class, then extras.
-
-    Each row needs ``clip``, ``subject``, ``true``, ``predicted`` and ``probs`` (one
-    probability per class, in ``classes`` order); any other keys become extra columns.
-    """
-    classes = [str(c) for c in classes]
-    fixed = ["clip", "subject", "true", "predicted"]
-    prob_cols = [f"p_{c}" for c in classes]
-    extras, lines = {}, []
-    for i, row in enumerate(rows):
-        missing = [k for k in fixed + ["probs"] if k not in row]
-        if missing:
-            raise ValueError(f"Prediction row {i} lacks {missing}. Received keys: {list(row)}")
-        probs = np.asarray(row["probs"], dtype=float).ravel()
-        if probs.size != len(classes):
-            raise ValueError(
-                f"Prediction row {i} needs {len(classes)} probabilities for {classes}. Received: {probs.size}"
-            )
-        for key in ("true", "predicted"):
-            if str(row[key]) not in classes:
-                raise ValueError(f"Prediction row {i}: {key} label not in {classes}. Received: {row[key]!r}")
-        line = {k: str(row[k]) for k in fixed} | dict(zip(prob_cols, map(float, probs)))
-        for key in row:
-            if key not in fixed and key != "probs":
-                extras[key] = None
-                line[key] = row[key]
-        lines.append(line)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fixed + prob_cols + list(extras), restval="",
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(lines)
-    return write_text(path, buffer.getvalue())
 
 
 def plot_confusion(path, confusion, classes, title: str = "") -> Path:
@@ -99,24 +63,16 @@ def _check_summary(summary) -> None:
         )
 
 
-def results_markdown(summary, *, experiment, pattern, n, data_number, method_name, dataset,
-                     protocol, extra_rows=None) -> str:
+def results_markdown(summary, *, experiment, pattern, n, data_number, method_name, dataset, protocol) -> str:
     """results.md: tables shaped like the paper's Tables 3 and 4, per class, confusion, per fold.
 
     ``n`` is f_N (frames per window, None for Exp-I); ``data_number`` the training windows
-    or frames (the paper's "Data Number"). ``extra_rows`` are further Table 3 rows, e.g.
-    other f_N from a sweep: mappings with ``pattern``, ``n``, ``data_number``, ``accuracy``.
+    or frames (the paper's "Data Number").
     """
     _check_summary(summary)
     classes = [str(c) for c in summary["classes"]]
     folds = summary["n_folds"]
     t3 = [(pattern, n, data_number, _pct(summary["accuracy"]), "this run, pooled accuracy")]
-    for i, extra in enumerate(extra_rows or []):
-        missing = [k for k in ("pattern", "n", "data_number", "accuracy") if k not in extra]
-        if missing:
-            raise ValueError(f"extra_rows[{i}] lacks {missing}. Received keys: {list(extra)}")
-        t3.append((extra["pattern"], extra["n"], extra["data_number"], _pct(extra["accuracy"]),
-                   extra.get("source", "this study")))
     t3 += [(p, fn, dn, _pct(s), "paper, Table 3") for p, fn, dn, s in PAPER_TABLE3]
     t4 = [(method_name, *(_pct(summary[k]) for k in ("accuracy", "uf1", "uar")), "this run, pooled"),
           (method_name, *(_mean_std(summary, k) for k in ("accuracy", "uf1", "uar")),
@@ -187,3 +143,22 @@ def per_dataset_markdown(per_dataset) -> str:
                     [[name, m["n"], _pct(m["accuracy"]), _pct(m["uf1"]), _pct(m["uar"])]
                      for name, m in per_dataset.items()])
     return "\n".join(lines) + "\n"
+
+
+def write_reports(out, config, summary, fold_results, predictions, dataset_root) -> str:
+    """The run's pooled ``predictions.csv``, ``results.json``, ``results.md`` and figures; returns results.md."""
+    out = Path(out)
+    write_text(out / "predictions.csv", predictions.to_csv(index=False))
+    write_json(out / "results.json", summary)
+    plot_confusion(out / "confusion.png", summary["confusion"], summary["classes"],
+                   title=f"{config.experiment} pooled over {len(fold_results)} folds")
+    plot_curves(out / "curves.png", {f"fold {r.fold}": r.history.to_dict("list") for r in fold_results})
+    frame = config.kind == "frame"
+    markdown = results_markdown(
+        summary, experiment=config.experiment, pattern=config.pattern, n=None if frame else config.n,
+        data_number=summary["data_number"], method_name=f"VGGFace2{'' if frame else '+' + config.pattern} (ours)",
+        dataset="synthetic SMIC-like" if config.data.synthetic else dataset_root, protocol=config.protocol.protocol)
+    if summary["per_dataset"]:
+        markdown += "\n" + per_dataset_markdown(summary["per_dataset"])
+    write_text(out / "results.md", markdown)
+    return markdown

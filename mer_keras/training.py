@@ -7,11 +7,11 @@ re-read from the CSV log so a resumed checkpoint never overwrites a better one.
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 import keras
+import numpy as np
+import pandas as pd
 
 CHECKPOINT = "best.weights.h5"
 
@@ -19,10 +19,9 @@ CHECKPOINT = "best.weights.h5"
 def _best_logged(history_csv: Path, monitor: str):
     if not history_csv.exists():
         return None
-    with open(history_csv, newline="") as handle:
-        values = [float(row[monitor]) for row in csv.DictReader(handle) if row.get(monitor)]
-    values = [v for v in values if math.isfinite(v)]
-    return min(values) if values else None
+    values = read_history(history_csv).get(monitor, pd.Series(dtype=float)).to_numpy(float)
+    values = values[np.isfinite(values)]
+    return float(values.min()) if values.size else None
 
 
 def compile_model(model: keras.Model, learning_rate: float, jit_compile="auto") -> keras.Model:
@@ -40,8 +39,8 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
         verbose=2, tensorboard=True, callbacks=()) -> dict:
     """Train ``model`` in ``folder`` and load the weights selected on ``validation_data``.
 
-    Without validation data the last epoch is kept. Returns the whole history read back from
-    the CSV log (so a resumed fit reports every epoch, not only those after the restart).
+    Without validation data the epoch of lowest training loss is kept. Returns the whole history
+    read back from the CSV log (so a resumed fit reports every epoch, not only those after the restart).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,9 +73,6 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
     return read_history(history_csv)
 
 
-def read_history(history_csv) -> dict:
-    """Columns of a CSVLogger file as lists of floats, keyed by metric name."""
-    with open(history_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    keys = [k for k in (rows[0].keys() if rows else []) if k != "epoch"]
-    return {k: [float(r[k]) if r[k] not in ("", None) else float("nan") for r in rows] for k in keys}
+def read_history(history_csv) -> pd.DataFrame:
+    """A CSVLogger file, one row per epoch (Keras's ``NA`` for a missing value is read as NaN)."""
+    return pd.read_csv(history_csv, float_precision="round_trip")

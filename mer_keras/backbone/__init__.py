@@ -1,6 +1,6 @@
 """The VGGFace2 ResNet-50 of keras-vggface, ported to Keras 3, with its published weights."""
 
-from mer_keras.backbone.preprocessing import BGR_MEAN, VGGFacePreprocess, preprocess_input
+from mer_keras.backbone.preprocessing import BGR_MEAN, VGGFacePreprocess, preprocess_input, with_preprocessing
 from mer_keras.backbone.resnet50 import VGGFaceResNet50, vggface_resnet50
 from mer_keras.backbone.transfer import (
     freeze_before,
@@ -39,4 +39,5 @@ __all__ = [
     "split_backbone",
     "vggface2_weights_path",
     "vggface_resnet50",
+    "with_preprocessing",
 ]

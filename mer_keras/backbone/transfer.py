@@ -59,7 +59,7 @@ def freeze_before(model, layer_name, train_batchnorm=False):
     (Keras 3 behaviour for `trainable=False`), so its moving statistics stay as loaded. Unless
     `train_batchnorm`, the BatchNorm layers of the retrained blocks stay frozen too (the usual
     fine-tuning practice): a frame's features then never depend on which frames share its batch,
-    which is what lets a batch run each distinct frame once (see `models.build_deduplicated_model`).
+    which is what lets a batch run each distinct frame once (see `models.deduplicated`).
     """
     if _is_none(layer_name):
         model.trainable = False
@@ -81,7 +81,7 @@ def frozen_output_name(model, retrain_from):
     return before[-1] if before else "pool1"
 
 
-def split_backbone(backbone, retrain_from, train_batchnorm=False):
+def split_backbone(backbone, retrain_from):
     """`(frozen_prefix, trainable_suffix)` with `suffix(prefix(x)) == backbone(x)`; freezes as `freeze_before`.
 
     Both share the backbone's layers (same names, same variables), so training the suffix trains
@@ -95,7 +95,7 @@ def split_backbone(backbone, retrain_from, train_batchnorm=False):
         raise TypeError(f"split_backbone needs a VGGFaceResNet50. Received: {type(backbone).__name__}")
     cut_name = frozen_output_name(backbone, retrain_from)
     cut = backbone.get_layer(cut_name).output
-    freeze_before(backbone, retrain_from, train_batchnorm)
+    freeze_before(backbone, retrain_from)
     prefix = keras.Model(backbone.input, cut, name=f"{backbone.name}_frozen")
     prefix.trainable = False
     features = keras.Input(shape=cut.shape[1:], name=f"{cut_name}_features")

@@ -76,7 +76,10 @@ def _check_targets(model, names):
 
 
 def _final_softmax(model):
+    """The softmax ``Activation`` that ends ``model`` (inside a nested head model too), else None."""
     last = model.layers[-1]
+    if _is_graph(last):
+        return _final_softmax(last)
     if isinstance(last, layers.Activation) and last.get_config().get("activation") == "softmax":
         return last
     return None

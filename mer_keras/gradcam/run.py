@@ -8,17 +8,18 @@ layers the run froze are checked against the trained model), the head freshly in
 
 from __future__ import annotations
 
-import io
-from argparse import Namespace
+import dataclasses
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from mer_keras import reports
-from mer_keras.backbone import VGGFacePreprocess, freeze_before
-from mer_keras.datasets import load_dataset
-from mer_keras.experiment import clip_features_of, head_sizes, legacy_options
+import mer_keras  # noqa: F401  (registers the custom layers of final/model.keras)
+from mer_keras.backbone import freeze_before, with_preprocessing
+from mer_keras.backbone.build import build_backbone
+from mer_keras.config import RunConfig
+from mer_keras.dataset_plan import load_clips
+from mer_keras.files import read_json, save_figure, write_json
 from mer_keras.gradcam.figures import before_after_figure, sweep_figure
 from mer_keras.gradcam.focus import WHOLE_FRAME, chance_level
 from mer_keras.gradcam.graph import default_layers, find_backbone
@@ -29,49 +30,42 @@ from mer_keras.gradcam.sweep import (
     retrain_from_for,
     sample_frames,
 )
-from mer_keras.models import EXPERIMENT_KIND, backbone_pooling, build_model
-from mer_keras.provenance import resolve_backbone
+from mer_keras.models import build_head, compose
 
 
 def load_run(run_dir):
-    """``(config, final model)`` of a run folder; errors name the missing file."""
+    """``(config, record, final model)`` of a run folder; errors name the missing file."""
     run_dir = Path(run_dir)
-    config_path, model_path = run_dir / "config.json", run_dir / "final" / "model.keras"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: not a finished run folder (no config.json).")
+    config = RunConfig.from_json(run_dir)
+    model_path = run_dir / "final" / "model.keras"
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path}: the run has no final model (was it run with --no-final, "
                                 "or killed before the end?).")
-    return reports.read_json(config_path), keras.saving.load_model(model_path)
+    return config, read_json(run_dir / "config.json")["record"], keras.saving.load_model(model_path)
 
 
-def run_clips(config) -> list:
-    """The run's clips, read again from ``data.root`` (only the classes the run used)."""
-    options, data = config["options"], config["data"]
-    dataset = "smic" if options["data"] == "synthetic" else options["dataset"]
-    classes = set(data["classes"])
-    return [c for c in load_dataset(data["root"], dataset) if c.label in classes]
+def run_clips(config: RunConfig, classes) -> list:
+    """The run's clips, read again from its data (only the classes the run used)."""
+    return [c for c in load_clips(config.data)[0] if c.label in set(classes)]
 
 
-def initial_model(config):
-    """``(model, backbone, weights record)``: the run's architecture with its starting weights."""
-    options = Namespace(**legacy_options(config["options"]))
-    size, kind = options.image_size, EXPERIMENT_KIND[options.experiment]
-    keras.utils.set_random_seed(options.seed)  # as Run does before building its backbone
-    backbone, weights = resolve_backbone(options, size, config["data"]["synthetic"],
-                                         pooling=backbone_pooling(clip_features_of(options)))
-    frames = keras.Input((size, size, 3), name="rgb_frames")
-    encoder = keras.Model(frames, backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
-                          name="frame_encoder_model")
-    model = build_model(kind, len(config["data"]["classes"]), (size, size, 3),
-                        None if kind == "frame" else options.n, encoder,
-                        name=f"mer_{options.experiment}_untrained", **head_sizes(options))
-    return model, backbone, weights
+def initial_model(config: RunConfig, num_classes: int):
+    """``(model, backbone, weights record)``: the run's architecture with its starting weights.
+
+    The head is freshly initialised and unstandardized: its input statistics came from the run's folds.
+    """
+    size = config.data.image_size
+    keras.utils.set_random_seed(config.protocol.seed)  # as the run does before building its backbone
+    backbone, weights = build_backbone(config.model.backbone, config.model.weights, size, config.data.synthetic,
+                                       pooling=config.model.head.pooling)
+    encoder = with_preprocessing(backbone, size, name="frame_encoder_model")
+    head = build_head(config.head(standardize=False), num_classes, encoder.outputs[0].shape[1:], config.n)
+    return compose(head, encoder, (size, size, 3), name=f"mer_{config.experiment}_untrained"), backbone, weights
 
 
-def frozen_match(before_backbone, after_backbone, retrain_from, train_batchnorm=False) -> dict:
+def frozen_match(before_backbone, after_backbone, retrain_from) -> dict:
     """Whether the layers the run froze hold the same weights in both backbones (max |difference|)."""
-    freeze_before(before_backbone, retrain_from, train_batchnorm)
+    freeze_before(before_backbone, retrain_from)
     frozen = [layer for layer in before_backbone.layers if layer.weights and not layer.trainable]
     diff = 0.0
     for layer in frozen:
@@ -80,49 +74,48 @@ def frozen_match(before_backbone, after_backbone, retrain_from, train_batchnorm=
     return {"frozen_layers_compared": len(frozen), "max_abs_difference": diff, "same": diff == 0.0}
 
 
-def save_figure(path, fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    reports.write_bytes(path, buffer.getvalue())
-    return str(path)
+def _save(path, fig) -> str:
+    return str(save_figure(path, fig))
 
 
 def write_figures(out, samples, sweeps, chosen, classes, method) -> dict:
     """Frames x layers grids before and after training, and Figure 4 (one frame per class) at ``chosen``."""
-    figures = {name: save_figure(out / f"sweep_{name}.png", sweep_figure(
+    figures = {name: _save(out / f"sweep_{name}.png", sweep_figure(
         samples, sweep, classes, f"Grad-CAM ({method}) {name} training: frames x layers"))
         for name, sweep in sweeps.items()}
     labels = [s.label for s in samples]
     pick = [labels.index(k) for k in sorted(set(labels))]  # the first sample of each class
     at_chosen = {name: {chosen: {"maps": sweep[chosen]["maps"][pick], "score": sweep[chosen]["score"]}}
                  for name, sweep in sweeps.items()}
-    figures["before_after"] = save_figure(out / "before_after.png", before_after_figure(
+    figures["before_after"] = _save(out / "before_after.png", before_after_figure(
         [samples[i] for i in pick], at_chosen["before"], at_chosen["after"], chosen, classes,
         f"Grad-CAM ({method}) at {chosen}\n(the chosen layer), before / after training"))
     return figures
 
 
 def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, face_box=WHOLE_FRAME,
-                out=None) -> dict:
-    """Writes ``<run>/gradcam/`` (figures, focus.json) and returns what focus.json holds."""
-    config, after = load_run(run_dir)
+                out=None, data=None) -> dict:
+    """Writes ``<run>/gradcam/`` (figures, focus.json) and returns what focus.json holds.
+
+    ``data``: where the run's dataset is now, if it moved since the run.
+    """
+    config, record, after = load_run(run_dir)
+    if data is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(Path(data).resolve())))
     out = Path(run_dir) / "gradcam" if out is None else Path(out)
-    options, classes = config["options"], config["data"]["classes"]
-    n = 1 if EXPERIMENT_KIND[options["experiment"]] == "frame" else options["n"]
-    before, before_backbone, weights = initial_model(config)
+    classes, n = record["data"]["classes"], config.n
+    before, before_backbone, weights = initial_model(config, len(classes))
     layers = default_layers(after) if layers is None else list(layers)
-    clips = run_clips(config)
-    samples = sample_frames(clips, classes, options["image_size"], per_class=per_class, n=n, seed=seed,
+    clips = run_clips(config, classes)
+    samples = sample_frames(clips, classes, config.data.image_size, per_class=per_class, n=n, seed=seed,
                             face_box=face_box)
     sweeps = {"before": layer_sweep(before, samples, layers, method),
               "after": layer_sweep(after, samples, layers, method)}
     scores = {name: {layer: sweep[layer]["score"] for layer in layers} for name, sweep in sweeps.items()}
     chosen = choose_layer(scores["before"])
-    retrain = config.get("backbone_split", {}).get("retrain_from", options.get("retrain_from"))
+    retrain = record["backbone_split"]["retrain_from"]
     retrained = None if retrain in (None, "none") else retrain
-    # runs made before BatchNorm of retrained blocks was frozen have no such key: they trained it
-    train_batchnorm = config.get("backbone_split", {}).get("train_batchnorm", True)
-    frozen = frozen_match(before_backbone, find_backbone(after), retrained, train_batchnorm)
+    frozen = frozen_match(before_backbone, find_backbone(after), retrained)
     focus = {
         "layers": {layer: {name: scores[name][layer] for name in ("before", "after")} for layer in layers},
         "chosen": chosen,
@@ -138,11 +131,11 @@ def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, fac
         "maps_with_a_score": {layer: {name: sweep[layer]["defined"] for name, sweep in sweeps.items()}
                               for layer in layers},
         "before": {"weights": weights, "run_frozen_layers": frozen,
-                   "head": f"fresh random initialisation (seed {options['seed']}), not the run's exact draw"},
+                   "head": f"fresh random initialisation (seed {config.protocol.seed}), not the run's exact draw"},
         "after": str(Path(run_dir) / "final" / "model.keras"),
         "samples": [{"clip": s.clip.key, "label": classes[s.label], "frame": s.frame,
                      "frame_path": s.clip.frames[s.frame]} for s in samples],
         "figures": write_figures(out, samples, sweeps, chosen, classes, method),
     }
-    reports.write_json(out / "focus.json", focus)
+    write_json(out / "focus.json", focus)
     return focus

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mer_keras.pipeline.cache_store import DiskFeatures
+from mer_keras.pipeline.feature_store import DiskFeatures
 from mer_keras.pipeline.windows import WindowSet, balanced_indices
 
 
@@ -23,14 +23,6 @@ def frame_gather(features):
         return gather, features.shape
     features = tf.convert_to_tensor(features)
     return (lambda variant, rows: tf.gather_nd(features, tf.stack([variant, rows], axis=-1))), features.shape
-
-
-def training_frames(features, rows) -> np.ndarray:
-    """The identity-variant features of frame ``rows`` as a NumPy array (e.g. to adapt a normalization)."""
-    rows = np.asarray(rows)
-    if isinstance(features, DiskFeatures):
-        return features.read(np.zeros_like(rows), rows)
-    return tf.gather(features[0], rows).numpy()
 
 
 def _fetcher(features, rows: tf.Tensor, labels: tf.Tensor, num_classes: int, squeeze_time: bool):

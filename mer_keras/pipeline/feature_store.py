@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_keras.machine import library_versions
 from mer_keras.paths import user_cache_base
 
 FORMAT = 1  # bump when the layout or the meaning of the stored array changes
@@ -41,17 +42,6 @@ def choose_storage(cache_dir, nbytes: int):
     if memory and nbytes > MEMORY_SHARE * memory:
         return user_cache_base() / "features"
     return None
-
-
-def _versions() -> dict:
-    import cv2
-    import keras
-    import tensorflow as tf
-
-    import mer_keras
-
-    return {"mer_keras": mer_keras.__version__, "keras": keras.__version__,
-            "tensorflow": tf.__version__, "opencv": cv2.__version__, "numpy": np.__version__}
 
 
 def _frames_digest(table) -> str:
@@ -103,7 +93,7 @@ def cache_key(encoder, table, size, variants, weights=None) -> tuple:
         "output_shape": [d for d in encoder.outputs[0].shape[1:]],
         "weights": weights_identity(encoder, weights),
         "variants": list(variants),
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
     return key, description

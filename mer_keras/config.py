@@ -1,0 +1,245 @@
+"""One run's configuration: made and checked once (from the command line or config.json), then passed down.
+
+``RunConfig`` is frozen and holds every option with its run-time default resolved (image size,
+precision, run folder), so what a run did is what its ``config.json`` says. ``identity()`` is the
+part that changes results: ``--resume`` refuses a run folder whose identity differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mer_keras.datasets.short_clips import POLICIES as SHORT_CLIP_POLICIES
+from mer_keras.files import read_json
+from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, EXPERIMENT_KIND, RNNS, HeadSpec
+
+CONFIG_VERSION = 1
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+PROTOCOLS = ("kfold", "loso")
+BACKBONES = ("resnet50", "tiny")
+SYNTHETIC = "synthetic"
+PATTERN = {"frame": "VGGFace2 (frames)", "lstm": "3-Layer-{rnn}", "bilstm": "Bi-{rnn}"}
+
+
+class ConfigError(ValueError):
+    """An option value that cannot make a run; the message names the option."""
+
+
+def _check(condition, option, value, allowed):
+    if not condition:
+        raise ConfigError(f"{option} must be {allowed}. Received: {option} {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which clips, at which size, and how short clips and training samples are handled."""
+
+    path: str = SYNTHETIC  # a dataset folder (absolute), or "synthetic"
+    dataset: str = "auto"
+    synthetic: bool = True  # the built-in dataset, or a folder written by its generator
+    synthetic_subjects: int = 16
+    image_size: int = 112
+    short_clips: str = "interpolate"
+    flip: bool = False
+    rotation: float = 0.0
+    balance: bool = True
+
+    def check(self):
+        _check(32 <= self.image_size <= 1024, "--image-size", self.image_size, "between 32 and 1024")
+        _check(0.0 <= self.rotation <= 45.0, "--rotation", self.rotation, "between 0 and 45 degrees")
+        _check(self.synthetic_subjects >= 2, "--synthetic-subjects", self.synthetic_subjects, ">= 2")
+        _check(self.short_clips in SHORT_CLIP_POLICIES, "--short-clips", self.short_clips,
+               f"one of {SHORT_CLIP_POLICIES}")
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """How subjects are split into folds and each fold's validation subjects carved out."""
+
+    protocol: str = "kfold"
+    folds: int = 5
+    validation_fraction: float = 0.2
+    seed: int = 0
+
+    def check(self):
+        _check(self.protocol in PROTOCOLS, "--protocol", self.protocol, f"one of {PROTOCOLS}")
+        _check(self.folds >= 2, "--folds", self.folds, ">= 2 (and at most the number of subjects)")
+        _check(0.0 < self.validation_fraction < 1.0, "--validation-fraction", self.validation_fraction,
+               "in (0, 1)")
+        _check(self.seed >= 0, "--seed", self.seed, ">= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The backbone, where it is cut, and the head on top."""
+
+    backbone: str = "resnet50"
+    weights: str = "auto"
+    retrain_from: str = "none"
+    head: HeadSpec = HeadSpec("lstm")
+    n: int = 13  # window length (1 for the frame model)
+    deduplicate: bool = True
+
+    def check(self):
+        _check(self.backbone in BACKBONES, "--backbone", self.backbone, f"one of {BACKBONES}")
+        _check(self.n >= 1, "--n", self.n, ">= 1")
+        if self.head.kind != "frame" and self.head.clip_features in ("motion", "relative"):
+            _check(self.n >= 2, "--n", self.n, f">= 2 with --clip-features {self.head.clip_features} (motion and "
+                   "change are measured from a window's first frame)")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How each fold is fitted."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    early_stopping: int = 0
+    precision: str = "float32"
+
+    def check(self):
+        _check(self.epochs >= 1, "--epochs", self.epochs, ">= 1")
+        _check(self.batch_size >= 1, "--batch-size", self.batch_size, ">= 1")
+        _check(self.lr > 0, "--lr", self.lr, "> 0")
+        _check(self.early_stopping >= 0, "--early-stopping", self.early_stopping, ">= 0 (0: off)")
+        _check(self.precision in PRECISIONS[1:], "--precision", self.precision, f"one of {PRECISIONS}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run of an experiment needs; see ``from_options`` for how defaults resolve."""
+
+    experiment: str
+    data: DataConfig
+    protocol: ProtocolConfig
+    model: ModelConfig
+    training: TrainingConfig
+    out: str
+    final: bool = True
+    cache_dir: str | None = None
+    resume: bool = False
+    verbose: int = 2
+
+    # what may differ between a run and its --resume: where and how loudly it runs, not what it computes
+    NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose")
+
+    def __post_init__(self):
+        _check(self.experiment in EXPERIMENT_KIND, "experiment", self.experiment, f"one of {list(EXPERIMENT_KIND)}")
+        for part in (self.data, self.protocol, self.model, self.training):
+            part.check()
+        if self.model.head.kind != EXPERIMENT_KIND[self.experiment]:
+            raise ConfigError(f"{self.experiment} needs a {EXPERIMENT_KIND[self.experiment]} head. "
+                              f"Received: {self.model.head.kind}")
+
+    @property
+    def kind(self) -> str:
+        return self.model.head.kind
+
+    @property
+    def n(self) -> int:
+        """Frames per sample: the window length, 1 for the frame model."""
+        return 1 if self.kind == "frame" else self.model.n
+
+    @property
+    def pattern(self) -> str:
+        """The paper's name of the head (Table 3): ``3-Layer-LSTM``, ``Bi-LSTM``, ..."""
+        return PATTERN[self.kind].format(rnn=self.model.head.rnn.upper())
+
+    def head(self, standardize: bool) -> HeadSpec:
+        """The head spec, standardized or not (only a wholly frozen backbone gives fixed features)."""
+        return dataclasses.replace(self.model.head, standardize=standardize, name=f"{self.experiment}_head")
+
+    def to_dict(self) -> dict:
+        return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    def identity(self) -> dict:
+        """The options that change results."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_IDENTITY}
+
+    def differences(self, other: "RunConfig") -> list:
+        """``--option old -> new`` for every result-changing option that differs from ``other``."""
+        return [f"{name} {before!r} -> {after!r}" for name, before, after in
+                _flat_differences(other.identity(), self.identity())]
+
+    @classmethod
+    def from_dict(cls, config: dict, where="config") -> "RunConfig":
+        """A config written by ``to_dict``; a folder of another format version is refused."""
+        version = config.get("config_version")
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"{where}: written by another version of mer_keras (config_version {version!r}, this "
+                              f"one reads {CONFIG_VERSION}); start a new run folder.")
+        parts = {k: v for k, v in config.items() if k != "config_version"}
+        model = dict(parts["model"])
+        model["head"] = HeadSpec(**model["head"])
+        return cls(**{**parts, "data": DataConfig(**parts["data"]), "protocol": ProtocolConfig(**parts["protocol"]),
+                      "model": ModelConfig(**model), "training": TrainingConfig(**parts["training"])})
+
+    @classmethod
+    def from_json(cls, path) -> "RunConfig":
+        """The ``config`` of a run folder's ``config.json`` (or of the file itself)."""
+        path = Path(path)
+        path = path / "config.json" if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no config.json (not a run folder).")
+        return cls.from_dict(read_json(path).get("config", {}), where=str(path))
+
+    @classmethod
+    def from_options(cls, experiment: str, options: dict, *, gpus: bool = False) -> "RunConfig":
+        """The config of the command line's ``options`` (a plain dict), run-time defaults resolved.
+
+        Image size: 224 (the paper's), 112 on synthetic data; precision ``auto``: mixed_float16 on a GPU,
+        float32 otherwise; run folder: ``runs/<experiment>-n<N>-<time>``.
+        """
+        o = dict(options)
+        kind = EXPERIMENT_KIND[experiment]
+        path = o["data"] if o["data"] == SYNTHETIC else str(Path(o["data"]).resolve())
+        synthetic = path == SYNTHETIC or is_synthetic_folder(path)
+        data = DataConfig(path=path, dataset="smic" if path == SYNTHETIC else o["dataset"], synthetic=synthetic,
+                          synthetic_subjects=o["synthetic_subjects"],
+                          image_size=o["image_size"] or (112 if synthetic else 224),
+                          short_clips=o["short_clips"], flip=o["flip"], rotation=float(o["rotation"]),
+                          balance=o["balance"])
+        protocol = ProtocolConfig(o["protocol"], o["folds"], o["validation_fraction"], o["seed"])
+        units = {"frame": o.get("fc_units"), "lstm": o.get("lstm_units"),
+                 "bilstm": (o["bilstm_units"],) if o.get("bilstm_units") else None}[kind]
+        try:
+            head = HeadSpec(kind, units or DEFAULT_UNITS[kind], rnn=o.get("rnn", "lstm"),
+                            clip_features=o.get("clip_features", "raw"), dropout=o["dropout"],
+                            standardize=o["standardize"])
+        except ValueError as error:
+            raise ConfigError(_option_names(str(error))) from None
+        n = 1 if kind == "frame" else o["n"]
+        model = ModelConfig(o["backbone"], o["weights"], o["retrain_from"], head, n, o.get("deduplicate", True))
+        precision = o["precision"]
+        if precision == "auto":
+            precision = "mixed_float16" if gpus else "float32"
+        training = TrainingConfig(o["epochs"], o["batch_size"], o["lr"], o["early_stopping"], precision)
+        out = o["out"] or str(Path("runs") / f"{experiment}-n{n}-{time.strftime('%Y%m%d-%H%M%S')}")
+        return cls(experiment, data, protocol, model, training, out=out, final=o["final"],
+                   cache_dir=o.get("cache_dir"), resume=o["resume"], verbose=o["verbose"])
+
+
+def is_synthetic_folder(path) -> bool:
+    """True for a folder written by the synthetic generator (its manifest is there)."""
+    root = Path(path)
+    return any((root / sub / "synthetic_manifest.json").exists() for sub in ("", "SMIC_all_raw", ".."))
+
+
+def _option_names(message: str) -> str:
+    for name, option in (("`units`", "layer sizes"), ("`dropout`", "--dropout"), ("`rnn`", "--rnn"),
+                         ("`clip_features`", "--clip-features")):
+        message = message.replace(name, option)
+    return message
+
+
+def _flat_differences(before: dict, after: dict, prefix=""):
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _flat_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            yield f"{prefix}{key}", a, b

@@ -1,0 +1,172 @@
+"""Cross-validation: per fold, a fresh model trained on the frame cache, selected on validation, tested.
+
+``Trainer`` holds what every fold shares (the frame cache, the trainable backbone suffix and its
+starting weights) and builds, fits and applies one fold's model; ``cross_validate`` runs the
+folds into ``fold_K/`` and returns their ``FoldResult``; a finished fold is read back, never redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from mer_keras import metrics
+from mer_keras.config import RunConfig
+from mer_keras.files import read_json, write_json, write_text
+from mer_keras.models import build_head, compose, deduplicated
+from mer_keras.pipeline.frame_cache import FrameCache
+from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
+from mer_keras.pipeline.windows import window_set
+from mer_keras.training import compile_model, fit, read_history
+
+log = logging.getLogger("mer_keras")
+DONE = "metrics.json"  # written last: its presence marks a finished fold
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """Builds, trains and applies one fold's model on the cached features of the frozen backbone prefix."""
+
+    config: RunConfig
+    classes: tuple
+    cache: FrameCache
+    suffix: keras.Model | None = None  # the trainable part of the backbone, None when all of it is frozen
+    suffix_weights: tuple = ()  # what the suffix starts every fold from
+
+    @property
+    def standardize(self) -> bool:
+        """Feature standardization only where features are fixed: a wholly frozen backbone."""
+        return self.config.model.head.standardize and self.suffix is None
+
+    @property
+    def deduplicate(self) -> bool:
+        """A trainable suffix under a clip head runs once per distinct frame of a batch."""
+        return self.suffix is not None and self.config.kind != "frame" and self.config.model.deduplicate
+
+    def windows(self, clips):
+        return window_set(clips, self.cache.table, self.config.n, self.classes)
+
+    def dataset(self, windows, training: bool, seed: int = 0):
+        """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache."""
+        t = self.config.training
+        if self.deduplicate:
+            return make_deduplicated_dataset(self.cache.features, windows, len(self.classes), t.batch_size,
+                                             training=training, seed=seed, balance=self.config.data.balance)
+        return make_dataset(self.cache.features, windows, len(self.classes), t.batch_size, training=training,
+                            seed=seed, balance=self.config.data.balance, squeeze_time=self.config.kind == "frame")
+
+    def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
+        """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
+
+        The suffix, shared by all folds, is put back to its starting weights first.
+        """
+        standardize_on = None
+        if self.standardize:
+            if self.config.model.head.clip_features == "motion":
+                standardize_on = self.dataset(train_windows, False)[0]
+            else:
+                standardize_on = self.cache.frames(np.unique(train_windows.rows))
+        if self.suffix is not None:
+            self.suffix.set_weights(self.suffix_weights)
+        features = self.cache.feature_shape if self.suffix is None else self.suffix.outputs[0].shape[1:]
+        head = build_head(self.config.head(self.standardize), len(self.classes), features, self.config.n,
+                          standardize_on=standardize_on)
+        if self.deduplicate:
+            model = deduplicated(head, self.suffix, self.cache.feature_shape)
+        else:
+            model = compose(head, self.suffix, self.cache.feature_shape)
+        return compile_model(model, self.config.training.lr), head
+
+    def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
+        """``(model, head, history, samples)``: fitted on ``train_clips``, checkpoint chosen on ``validation_clips``."""
+        train_windows = self.windows(train_clips)
+        train_data, samples = self.dataset(train_windows, True, seed)
+        validation = self.dataset(self.windows(validation_clips), False)[0] if validation_clips else None
+        model, head = self.new_model(train_windows)
+        t = self.config.training
+        history = fit(model, train_data, validation, folder, epochs=t.epochs, early_stopping=t.early_stopping,
+                      verbose=self.config.verbose, callbacks=callbacks)
+        return model, head, history, samples
+
+    def predict(self, model, clips, fold=None) -> pd.DataFrame:
+        """One row per clip: its probabilities are the mean of its windows' probabilities."""
+        windows = self.windows(clips)
+        probs = np.asarray(model.predict(self.dataset(windows, False)[0], verbose=0), np.float64)
+        if not np.all(np.isfinite(probs)):
+            raise FloatingPointError(f"fold {fold}: the model gave NaN or infinite probabilities (diverged "
+                                     "training or non-finite features); lower --lr or check the data.")
+        columns = [f"p_{c}" for c in self.classes]
+        keys = pd.Series([clips[i].key for i in windows.clip_index], name="clip")
+        clip_probs = pd.DataFrame(probs, columns=columns).groupby(keys, sort=False).mean()
+        by_key = {c.key: c for c in clips}
+        table = pd.DataFrame({"clip": clip_probs.index, "subject": [by_key[k].subject for k in clip_probs.index],
+                              "true": [by_key[k].label for k in clip_probs.index],
+                              "predicted": [self.classes[i] for i in clip_probs.to_numpy().argmax(axis=1)]})
+        table = pd.concat([table, clip_probs.reset_index(drop=True)], axis=1)
+        if fold is not None:
+            table["fold"] = fold
+        return table
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold's test predictions (one row per clip), scores, training history and what training took."""
+
+    fold: int
+    test_subjects: list
+    predictions: pd.DataFrame
+    metrics: dict
+    history: pd.DataFrame
+    training_samples_per_epoch: int
+    seconds: float
+
+    @property
+    def selected_epoch(self) -> int | None:
+        """The epoch whose weights were kept: lowest validation loss, else lowest training loss (1-based)."""
+        for key in ("val_loss", "loss"):
+            if key in self.history and self.history[key].notna().any():
+                return int(np.nanargmin(self.history[key].to_numpy(float))) + 1
+        return None
+
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        write_text(folder / "predictions.csv", self.predictions.to_csv(index=False))
+        write_json(folder / DONE, {"fold": self.fold, "test_subjects": self.test_subjects, "metrics": self.metrics,
+                                   "training_samples_per_epoch": self.training_samples_per_epoch,
+                                   "epochs_run": len(self.history), "selected_epoch": self.selected_epoch,
+                                   "seconds": self.seconds})
+
+    @classmethod
+    def load(cls, folder) -> "FoldResult":
+        folder = Path(folder)
+        done = read_json(folder / DONE)
+        return cls(done["fold"], done["test_subjects"], pd.read_csv(folder / "predictions.csv"), done["metrics"],
+                   read_history(folder / "history.csv"), done["training_samples_per_epoch"], done["seconds"])
+
+
+def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult:
+    """Train, select on validation, test; a fold finished before is read back as it is."""
+    folder = Path(out) / f"fold_{fold.index}"
+    if (folder / DONE).exists():
+        log.info("fold %d already finished: kept as it is", fold.index)
+        return FoldResult.load(folder)
+    started = time.perf_counter()
+    model, _, history, samples = trainer.train(fold.train, fold.validation, folder,
+                                               trainer.config.protocol.seed + fold.index, callbacks)
+    predictions = trainer.predict(model, list(fold.test), fold.index)
+    scores = metrics.clip_metrics(predictions["true"].tolist(), predictions["predicted"].tolist(), trainer.classes)
+    result = FoldResult(fold.index, fold.subjects("test"), predictions, scores, history, samples,
+                        round(time.perf_counter() - started, 1))
+    result.save(folder)
+    return result
+
+
+def cross_validate(trainer: Trainer, folds, out, callbacks=()) -> list:
+    """Every fold's ``FoldResult``, in fold order; extra Keras ``callbacks`` go to every fit."""
+    return [run_fold(trainer, fold, out, callbacks) for fold in folds]

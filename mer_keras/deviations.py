@@ -1,0 +1,51 @@
+"""Every way a run departs from the paper's protocol, in words, for config.json and results.json."""
+
+from __future__ import annotations
+
+from mer_keras.config import RunConfig
+
+
+def deviations(config: RunConfig, *, weights: dict, retrain_from, standardized: bool, variants) -> list:
+    """The departures of a run with this config, weights record, backbone split and frame variants."""
+    d, m, head, found = config.data, config.model, config.model.head, []
+    if d.synthetic:
+        found.append("data: built-in synthetic SMIC-like dataset, not SMIC-HS")
+    if weights["source"] != "file":
+        found.append(f"backbone weights: random ({weights['reason']}), not VGGFace2")
+    if d.image_size != 224:
+        found.append(f"image size {d.image_size}x{d.image_size}, not 224x224")
+    if retrain_from in (None, "none"):
+        found.append("whole backbone frozen (--retrain-from none); the paper retrains from a layer l_s "
+                     "picked with Grad-CAM")
+    else:
+        found.append(f"retrained from {retrain_from} with its BatchNorm layers frozen (loaded statistics, "
+                     "inference mode); the paper does not say")
+    if standardized:
+        found.append("frozen features standardized with statistics of the training "
+                     + ("windows' motion" if head.clip_features == "motion" else "frames") + " (Normalization layer)")
+    if head.clip_features == "motion":
+        found.append("the LSTM sees, per backbone channel, the mean absolute change of its unpooled feature map "
+                     "since the window's first frame (--clip-features motion); the paper feeds the pooled "
+                     "features (--clip-features raw)")
+    elif head.clip_features == "relative":
+        found.append("the LSTM sees each window's pooled features minus its first frame's (--clip-features "
+                     "relative); the paper feeds the pooled features (--clip-features raw)")
+    if head.rnn != "lstm":
+        found.append(f"recurrent cell {head.rnn.upper()} (--rnn {head.rnn}), not LSTM")
+    if m.backbone == "tiny":
+        found.append("tiny test backbone (1 block per stage, 1/16 width), not ResNet-50")
+    found.append("frame augmentation uses cached variants (" + ", ".join(variants)
+                 + ") drawn per sample, not fresh random rotations")
+    if config.kind != "frame":
+        found.append("test clips: all windows, clip probability = mean of window probabilities "
+                     "(the paper does not say)")
+        found.append(f"clips shorter than N: {d.short_clips} (the paper does not say)")
+    p = config.protocol
+    found.append(f"checkpoint selected on validation subjects carved from each training fold "
+                 f"({p.validation_fraction:.0%} of them); the paper does not say how it selected epochs")
+    if p.protocol != "kfold" or p.folds != 5:
+        found.append(f"protocol {p.protocol}" + (f" with {p.folds} folds" if p.protocol == "kfold" else "")
+                     + ", not 5-fold subject-wise")
+    if config.training.precision != "float32":
+        found.append(f"precision {config.training.precision}")
+    return found

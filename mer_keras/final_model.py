@@ -1,0 +1,95 @@
+"""The final model: trained on all subjects, exported with the whole backbone in front (raw RGB frames in).
+
+The exported model is composed from the trained head and the backbone (whose trainable suffix is
+the one just trained): the same layer objects, so nothing is copied. ``export.json`` records how
+closely the SavedModel answers like ``model.keras``, and both like the model trained on cached features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mer_keras.backbone import with_preprocessing
+from mer_keras.crossval import Trainer
+from mer_keras.files import read_json, write_json
+from mer_keras.models import compose
+from mer_keras.pipeline.frame_cache import load_frame
+from mer_keras.protocols import carve_validation
+
+EXPORT = "export.json"  # written last: its presence marks a finished final model
+
+
+def exported_model(head: keras.Model, backbone: keras.Model, size: int, name: str) -> keras.Model:
+    """Raw RGB frames -> VGGFace2 preprocessing -> ``backbone`` -> ``head``: the deployable model."""
+    return compose(head, with_preprocessing(backbone, size, name="frame_encoder_model"), (size, size, 3), name=name)
+
+
+def train_final(trainer: Trainer, clips, backbone, out, callbacks=()) -> dict:
+    """One model on all subjects (validation carved from them), exported to ``out/final``."""
+    config = trainer.config
+    folder = Path(out) / "final"
+    if (folder / EXPORT).exists():
+        return read_json(folder / EXPORT)
+    train, validation = carve_validation(clips, config.protocol.validation_fraction, config.protocol.seed)
+    model, head, _, _ = trainer.train(train, validation, folder, config.protocol.seed + 1000, callbacks)
+    size = config.data.image_size
+    exported = exported_model(head, backbone, size, name=f"mer_{config.experiment}")
+    samples = list(validation or train)
+    reference = model(cached_inputs(trainer, samples), training=False)  # one call: frames and index together
+    return save_and_export(exported, folder, sample_inputs(trainer, samples), reference)
+
+
+def _first_windows(trainer: Trainer, clips, count):
+    return np.stack([trainer.cache.table.clip_rows[clip.key][: trainer.config.n] for clip in clips[:count]])
+
+
+def sample_inputs(trainer: Trainer, clips, count=4) -> np.ndarray:
+    """Raw float32 frames of the first window of up to ``count`` clips, as the exported model takes them."""
+    size, frames = trainer.config.data.image_size, trainer.cache.table.frames
+    windows = np.stack([[load_frame(frames[r], size) for r in rows] for rows in _first_windows(trainer, clips, count)])
+    return (windows[:, 0] if trainer.config.kind == "frame" else windows).astype(np.float32)
+
+
+def cached_inputs(trainer: Trainer, clips, count=4):
+    """What the model trained on cached features takes for the windows of ``sample_inputs``."""
+    rows = _first_windows(trainer, clips, count)  # (samples, n)
+    shape = trainer.cache.feature_shape
+    features = trainer.cache.frames(rows.ravel()).reshape(*rows.shape, *shape)
+    if trainer.config.kind == "frame":
+        return features[:, 0]
+    if trainer.deduplicate:  # every frame of every window, each its own distinct frame
+        return features.reshape(-1, *shape), np.arange(rows.size, dtype=np.int32).reshape(rows.shape)
+    return features
+
+
+def save_and_export(model: keras.Model, folder, samples: np.ndarray, reference=None) -> dict:
+    """``model.keras`` plus a SavedModel, and how closely the SavedModel answers like the .keras file.
+
+    ``reference``: what the model trained on cached features answered for the same windows; the
+    exported model (whole backbone in front) must answer the same.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keras_path, saved_path = folder / "model.keras", folder / "saved_model"
+    model.save(keras_path)
+    model.export(str(saved_path), verbose=False)
+    reloaded = keras.saving.load_model(keras_path)
+    expected = np.asarray(reloaded.predict(samples, verbose=0), np.float32)
+    serving = tf.saved_model.load(str(saved_path)).signatures["serving_default"]
+    answered = np.asarray(next(iter(serving(tf.constant(samples)).values())), np.float32)
+    check = {
+        "keras": str(keras_path), "saved_model": str(saved_path),
+        "signature": "serving_default", "input_shape": [None, *samples.shape[1:]],
+        "samples": int(len(samples)),
+        "max_abs_difference": float(np.max(np.abs(expected - answered))),
+        "original_vs_reloaded_keras": float(np.max(np.abs(
+            np.asarray(model.predict(samples, verbose=0), np.float32) - expected))),
+    }
+    if reference is not None:
+        check["trained_vs_exported"] = float(np.max(np.abs(np.asarray(reference, np.float32) - expected)))
+    write_json(folder / EXPORT, check)
+    return check
