@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--face-box", type=_face_box, default=(0.0, 0.0, 1.0, 1.0),
                    help="real data only: x0,y0,x1,y1 fractions of the frame holding the face, for the fixed "
                         "face-region layout (default: the whole frame, as in cropped releases)")
+    p.add_argument("--data", default=None, help="where the run's dataset is now, if it moved since the run")
     p.add_argument("--out", default=None, help="output folder (default: RUN/gradcam)")
     return p
 
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
 
     focus = gradcam_run(args.run, per_class=args.per_class, method=args.method,
                         layers=args.layers.split(",") if args.layers else None, seed=args.seed,
-                        face_box=args.face_box, out=args.out)
+                        face_box=args.face_box, out=args.out, data=args.data)
     for layer, pair in focus["layers"].items():
         mark = "  <- chosen" if layer == focus["chosen"] else ""
         print(f"{layer:>16}  before {pair['before']:.3f}  after {pair['after']:.3f}{mark}")

@@ -95,23 +95,36 @@ class Trainer:
         return model, head, history, samples
 
     def predict(self, model, clips, fold=None) -> pd.DataFrame:
-        """One row per clip: its probabilities are the mean of its windows' probabilities."""
+        """One row per clip: clip, subject, true, predicted, ``p_<class>`` (the mean over its windows), fold."""
         windows = self.windows(clips)
-        probs = np.asarray(model.predict(self.dataset(windows, False)[0], verbose=0), np.float64)
-        if not np.all(np.isfinite(probs)):
-            raise FloatingPointError(f"fold {fold}: the model gave NaN or infinite probabilities (diverged "
-                                     "training or non-finite features); lower --lr or check the data.")
-        columns = [f"p_{c}" for c in self.classes]
-        keys = pd.Series([clips[i].key for i in windows.clip_index], name="clip")
-        clip_probs = pd.DataFrame(probs, columns=columns).groupby(keys, sort=False).mean()
+        probs = model.predict(self.dataset(windows, False)[0], verbose=0)
+        table = clip_probabilities(probs, [clips[i].key for i in windows.clip_index], self.classes,
+                                   where=f"fold {fold}")
         by_key = {c.key: c for c in clips}
-        table = pd.DataFrame({"clip": clip_probs.index, "subject": [by_key[k].subject for k in clip_probs.index],
-                              "true": [by_key[k].label for k in clip_probs.index],
-                              "predicted": [self.classes[i] for i in clip_probs.to_numpy().argmax(axis=1)]})
-        table = pd.concat([table, clip_probs.reset_index(drop=True)], axis=1)
+        table.insert(1, "subject", [by_key[k].subject for k in table["clip"]])
+        table.insert(2, "true", [by_key[k].label for k in table["clip"]])
         if fold is not None:
             table["fold"] = fold
         return table
+
+
+def clip_probabilities(window_probs, window_clips, classes, where="predictions") -> pd.DataFrame:
+    """A clip's probabilities = the mean of its windows' (our protocol choice), clips in order of appearance.
+
+    Columns ``clip``, ``predicted`` (the most probable class; ties to the earlier one), ``p_<class>``.
+    """
+    probs = np.asarray(window_probs, np.float64)
+    if probs.ndim != 2 or probs.shape != (len(window_clips), len(classes)):
+        raise ValueError(f"{where}: need one row of {len(classes)} probabilities per window. "
+                         f"Received: shape {probs.shape} for {len(window_clips)} windows")
+    if not np.all(np.isfinite(probs)):
+        raise FloatingPointError(f"{where}: the model gave NaN or infinite probabilities (diverged training or "
+                                 "non-finite features); lower --lr or check the data and weights.")
+    means = pd.DataFrame(probs, columns=[f"p_{c}" for c in classes]).groupby(
+        pd.Series(list(window_clips), name="clip"), sort=False).mean()
+    predicted = [classes[i] for i in means.to_numpy().argmax(axis=1)]
+    return pd.concat([pd.DataFrame({"clip": means.index, "predicted": predicted}),
+                      means.reset_index(drop=True)], axis=1)
 
 
 @dataclass(frozen=True)

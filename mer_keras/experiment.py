@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -96,12 +97,20 @@ def fold_counts(trainer: Trainer, folds) -> list:
     return counts
 
 
-def run_experiment(config: RunConfig, callbacks=()) -> dict:
-    """Run one experiment as ``config`` describes it; returns the results summary.
+@dataclass(frozen=True)
+class PreparedRun:
+    """What every fold of a run shares, made before the first fold: folder, clips, folds, backbone, trainer."""
 
-    ``callbacks`` are extra Keras callbacks for every fit (e.g. to stop a run in a test).
-    """
-    started = time.perf_counter()
+    out: Path
+    plan: DatasetPlan
+    folds: list
+    backbone: keras.Model
+    trainer: Trainer
+    record: dict  # what config.json says the run used, besides its config
+
+
+def prepare_run(config: RunConfig) -> PreparedRun:
+    """Run folder, dataset plan, folds, backbone and its split, frame cache; ``config.json`` written."""
     out = prepare_run_folder(config)
     keras.utils.set_random_seed(config.protocol.seed)
     keras.mixed_precision.set_global_policy(config.training.precision)
@@ -132,13 +141,24 @@ def run_experiment(config: RunConfig, callbacks=()) -> dict:
         "deviations_from_paper": found,
     }
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})
-    results = cross_validate(trainer, folds, out, callbacks)
+    return PreparedRun(out, plan, folds, backbone, trainer, record)
+
+
+def run_experiment(config: RunConfig, callbacks=()) -> dict:
+    """Run one experiment as ``config`` describes it; returns the results summary.
+
+    ``callbacks`` are extra Keras callbacks for every fit (e.g. to stop a run in a test).
+    """
+    started = time.perf_counter()
+    run = prepare_run(config)
+    out, plan, trainer = run.out, run.plan, run.trainer
+    results = cross_validate(trainer, run.folds, out, callbacks)
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     summary = metrics.summarize(results, plan.classes, {c.key: c.dataset for c in plan.clips})
-    summary["export"] = train_final(trainer, plan.clips, backbone, out, callbacks) if config.final else None
+    summary["export"] = train_final(trainer, plan.clips, run.backbone, out, callbacks) if config.final else None
     summary["data_number"] = int(sum(len(trainer.windows([c])) for c in plan.clips))
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    summary["deviations_from_paper"] = found
+    summary["deviations_from_paper"] = run.record["deviations_from_paper"]
     markdown = reports.write_reports(out, config, summary, results, predictions, plan.root)
     print(markdown)
     print(reports.results_text(summary))

@@ -131,15 +131,3 @@ def summarize(fold_results, classes, source_of=None) -> dict:
         name: clip_metrics(part["true"].tolist(), part["predicted"].tolist(), classes)
         for name, part in predictions.groupby(sources, sort=True)}
     return summary
-
-
-def probs_to_labels(probs, classes) -> list:
-    """The most probable class of each row (ties go to the earlier class in ``classes``)."""
-    classes = _check_classes(classes)
-    probs = np.asarray(probs)
-    if probs.ndim != 2 or probs.shape[1] != len(classes):
-        raise ValueError(
-            f"probs must be shaped (clips, {len(classes)}) for classes {classes!r}. "
-            f"Received: shape {probs.shape}"
-        )
-    return [classes[i] for i in probs.argmax(axis=1)]

@@ -5,7 +5,7 @@ import pytest
 from mer_keras.datasets import Clip, FrameReadError, read_frame
 from mer_keras.datasets.short_clips import apply_policy
 from mer_keras.pipeline.augment import apply_variant
-from mer_keras.pipeline.cache import compute_features
+from mer_keras.pipeline.frame_cache import compute_features
 from mer_keras.pipeline.windows import build_frame_table
 
 from conftest import write_frames

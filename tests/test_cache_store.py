@@ -7,10 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from mer_keras.cli import parse_args
+from mer_keras.cli import parse_config
 from mer_keras.datasets import Clip
 from mer_keras.datasets.short_clips import apply_policy
-from mer_keras.pipeline.cache import compute_features
+from mer_keras.pipeline.frame_cache import compute_features
 from mer_keras.pipeline.windows import build_frame_table
 
 from conftest import write_frames
@@ -137,12 +137,12 @@ def test_a_damaged_cache_file_is_an_error_naming_it(tmp_path, encoder, table):
 
 
 def test_the_command_line_has_a_cache_dir_option():
-    assert parse_args("exp2", []).cache_dir is None
-    assert parse_args("exp2", ["--cache-dir", "/tmp/c"]).cache_dir == "/tmp/c"
+    assert parse_config("exp2", [])[0].cache_dir is None
+    assert parse_config("exp2", ["--cache-dir", "/tmp/c"])[0].cache_dir == "/tmp/c"
 
 
 def test_disk_features_read_the_rows_that_memory_holds(tmp_path, encoder, table):
-    from mer_keras.pipeline.cache_store import DiskFeatures
+    from mer_keras.pipeline.feature_store import DiskFeatures
 
     in_memory = compute_features(encoder, table, 8, VARIANTS, progress=False)
     disk = DiskFeatures(_cached(encoder, table, tmp_path / "cache"))
@@ -153,7 +153,7 @@ def test_disk_features_read_the_rows_that_memory_holds(tmp_path, encoder, table)
 
 @pytest.mark.parametrize("deduplicated", [False, True])
 def test_datasets_read_from_disk_give_the_same_batches(tmp_path, encoder, table, deduplicated):
-    from mer_keras.pipeline.cache_store import DiskFeatures
+    from mer_keras.pipeline.feature_store import DiskFeatures
     from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
     from mer_keras.pipeline.windows import WindowSet, sliding_windows
 
@@ -174,7 +174,7 @@ def test_datasets_read_from_disk_give_the_same_batches(tmp_path, encoder, table,
 
 
 def test_disk_features_refuse_rows_out_of_range_naming_the_file(tmp_path, encoder, table):
-    from mer_keras.pipeline.cache_store import DiskFeatures
+    from mer_keras.pipeline.feature_store import DiskFeatures
 
     disk = DiskFeatures(_cached(encoder, table, tmp_path / "cache"))
     for variants, rows in (([0], [len(table)]), ([2], [0]), ([0], [-1])):
@@ -191,7 +191,7 @@ def test_disk_features_refuse_rows_out_of_range_naming_the_file(tmp_path, encode
 ])
 def test_features_too_large_for_memory_go_to_the_user_cache(tmp_path, monkeypatch, cache_dir, nbytes, memory,
                                                             expected):
-    from mer_keras.pipeline import cache_store
+    from mer_keras.pipeline import feature_store as cache_store
 
     monkeypatch.setenv("MER_KERAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(cache_store, "physical_memory", lambda: memory)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mer_keras.models import build_deduplicated_model, build_model, copy_weights_by_name
+from mer_keras.models import HeadSpec, build_head, compose, deduplicated
 from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
 from mer_keras.pipeline.windows import WindowSet
 
@@ -39,12 +39,11 @@ def features():
 
 
 def _models(encoder):
+    """The deduplicated and the per-window model: one head, one encoder, shared (nothing copied)."""
     encoder, clip_features = encoder
-    head = {"lstm_units": (6, 5, 4), "dropout": 0.0, "clip_features": clip_features}
-    deduplicated = build_deduplicated_model("lstm", 3, (4, 4, 8), N, encoder, **head)
-    per_window = build_model("lstm", 3, (4, 4, 8), N, keras.models.clone_model(encoder), **head)
-    copy_weights_by_name(deduplicated, per_window)
-    return deduplicated, per_window
+    head = build_head(HeadSpec("lstm", (6, 5, 4), clip_features=clip_features, dropout=0.0), 3,
+                      encoder.outputs[0].shape[1:], N)
+    return deduplicated(head, encoder, (4, 4, 8)), compose(head, encoder, (4, 4, 8))
 
 
 def test_gradients_equal_the_per_window_computation(encoder, windows, features):
@@ -64,16 +63,16 @@ def test_gradients_equal_the_per_window_computation(encoder, windows, features):
         np.testing.assert_allclose(grad, grads[1][name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_predictions_equal_and_weights_move_to_the_per_window_model(encoder, windows, features):
+def test_predictions_equal_and_training_reaches_the_per_window_model(encoder, windows, features):
     deduplicated, per_window = _models(encoder)
+    before = per_window.predict(make_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
     deduplicated.compile("adam", "categorical_crossentropy")
     deduplicated.fit(make_deduplicated_dataset(features, windows, 3, 8, training=True)[0], epochs=1, verbose=0,
                      shuffle=False)
-    copy_weights_by_name(deduplicated, per_window)
     ours = deduplicated.predict(make_deduplicated_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
     theirs = per_window.predict(make_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
-    assert ours.shape == (len(windows), 3)
+    assert ours.shape == (len(windows), 3) and np.abs(theirs - before).max() > 1e-4  # trained, and shared
 
 
 def test_training_batches_walk_clip_by_clip_and_cover_the_balanced_epoch(windows, features):

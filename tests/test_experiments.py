@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from mer_keras.cli import parse_args
-from mer_keras.runner import run_experiment
+from mer_keras.cli import parse_config
+from mer_keras.experiment import prepare_run, run_experiment
 
 TINY = ["--backbone", "tiny", "--image-size", "32", "--folds", "3", "--epochs", "2",
         "--batch-size", "16", "--verbose", "0"]
@@ -25,9 +25,12 @@ def tiny_smic(tmp_path_factory):
                                clips_scale=0.4, progress=False)
 
 
-def _run(experiment, data, out, *extra):
-    options = parse_args(experiment, ["--data", str(data), "--out", str(out), *TINY, *HEADS[experiment], *extra])
-    return run_experiment(options)
+def _config(experiment, data, out, *extra):
+    return parse_config(experiment, ["--data", str(data), "--out", str(out), *TINY, *HEADS[experiment], *extra])[0]
+
+
+def _run(experiment, data, out, *extra, callbacks=()):
+    return run_experiment(_config(experiment, data, out, *extra), callbacks=callbacks)
 
 
 @pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3"])
@@ -38,9 +41,10 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
                  "curves.png", "final/model.keras", "final/saved_model/saved_model.pb"):
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())
-    assert config["weights"]["source"] == "random" and config["options"]["experiment"] == experiment
-    assert config["versions"]["keras"] == keras.__version__
-    assert any("synthetic" in d for d in config["deviations_from_paper"])
+    record = config["record"]
+    assert record["weights"]["source"] == "random" and config["config"]["experiment"] == experiment
+    assert record["versions"]["keras"] == keras.__version__ and config["config"]["config_version"] == 1
+    assert any("synthetic" in d for d in record["deviations_from_paper"])
     # the SavedModel answers like model.keras on the same raw frames, and both like the model trained
     # on cached features
     assert summary["export"]["max_abs_difference"] <= 1e-4
@@ -48,16 +52,16 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     expected_input = [None, 32, 32, 3] if experiment == "exp1" else [None, 5, 32, 32, 3]
     assert summary["export"]["input_shape"] == expected_input
     # frame models cache pooled features; clip models (motion by default) the unpooled stage-5 maps
-    assert config["frame_cache"]["feature_shape"] == ([128] if experiment == "exp1" else [1, 1, 128])
-    assert any("--clip-features motion" in d for d in config["deviations_from_paper"]) is (experiment != "exp1")
+    assert record["frame_cache"]["feature_shape"] == ([128] if experiment == "exp1" else [1, 1, 128])
+    assert any("--clip-features motion" in d for d in record["deviations_from_paper"]) is (experiment != "exp1")
     # pooled metrics equal scikit-learn's on the same predictions
     predictions = pd.read_csv(out / "predictions.csv")
     y_true, y_pred = predictions["true"], predictions["predicted"]
-    classes = config["data"]["classes"]
+    classes = record["data"]["classes"]
     assert summary["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
     assert summary["uf1"] == pytest.approx(f1_score(y_true, y_pred, labels=classes, average="macro"))
     assert summary["uar"] == pytest.approx(recall_score(y_true, y_pred, labels=classes, average="macro"))
-    assert len(predictions) == config["data"]["clips"]
+    assert len(predictions) == record["data"]["clips"]
 
 
 @pytest.mark.parametrize("clip_features, frame_cache", [("motion", [2, 2, 128]), ("relative", [128]),
@@ -67,23 +71,22 @@ def test_clip_features_from_maps_or_pooled_features_export_the_trained_answers(t
     # 64 px: the tiny backbone's stage-5 maps are 2 x 2, so motion is averaged over places
     summary = _run("exp2", tiny_smic, tmp_path / "run", "--image-size", "64", "--folds", "2", "--epochs", "1",
                    "--clip-features", clip_features)
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["frame_cache"]["feature_shape"] == frame_cache and config["frame_cache"]["storage"] == "memory"
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
+    assert record["frame_cache"]["feature_shape"] == frame_cache and record["frame_cache"]["storage"] == "memory"
     assert summary["export"]["trained_vs_exported"] <= 1e-4 and summary["export"]["max_abs_difference"] <= 1e-4
-    assert any(f"--clip-features {clip_features}" in d for d in config["deviations_from_paper"]) is (
+    assert any(f"--clip-features {clip_features}" in d for d in record["deviations_from_paper"]) is (
         clip_features != "raw")
 
 
 def test_motion_standardization_uses_the_statistics_of_the_training_windows(tiny_smic, tmp_path):
-    from mer_keras.experiment import Run
-
-    run = Run(parse_args("exp2", ["--data", str(tiny_smic), "--out", str(tmp_path / "r"), *TINY, "--n", "5",
-                                  "--image-size", "64"]))
-    windows = run.windows(run.folds[0].train)
-    maps = np.asarray(run.features)[0][windows.rows]  # (windows, n, 2, 2, channels)
+    trainer = prepare_run(_config("exp2", tiny_smic, tmp_path / "r", "--image-size", "64")).trainer
+    windows = trainer.windows(prepare_run(_config("exp2", tiny_smic, tmp_path / "r2", "--image-size", "64"))
+                              .folds[0].train)
+    maps = np.asarray(trainer.cache.features)[0][windows.rows]  # (windows, n, 2, 2, channels)
     motion = np.abs(maps - maps[:, :1]).mean(axis=(2, 3)).reshape(-1, maps.shape[-1])
-    layer = run.new_model(windows).get_layer("feature_standardization")
-    variance = np.maximum(motion.var(0), 1e-3 * motion.var(0).mean())  # the floor Run applies
+    _, head = trainer.new_model(windows)
+    layer = head.get_layer("feature_standardization")
+    variance = np.maximum(motion.var(0), 1e-3 * motion.var(0).mean())  # the floor the head applies
     np.testing.assert_allclose(np.ravel(layer.mean), motion.mean(0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.ravel(layer.variance), variance, rtol=1e-3, atol=1e-7)
 
@@ -95,21 +98,20 @@ def test_mixed_precision_run_keeps_statistics_and_probabilities_in_float32(tiny_
     finally:
         keras.mixed_precision.set_global_policy("float32")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["precision"] == "mixed_bfloat16" and "precision mixed_bfloat16" in config["deviations_from_paper"]
+    assert config["config"]["training"]["precision"] == "mixed_bfloat16"
+    assert "precision mixed_bfloat16" in config["record"]["deviations_from_paper"]
     probs = pd.read_csv(tmp_path / "run" / "predictions.csv").filter(like="p_").to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert summary["n_folds"] == 2
 
 
 def test_no_test_subject_feeds_training_or_validation(tiny_smic, tmp_path):
-    from mer_keras.experiment import Run
-
-    run = Run(parse_args("exp2", ["--data", str(tiny_smic), "--out", str(tmp_path / "r"), *TINY, "--n", "5"]))
+    run = prepare_run(_config("exp2", tiny_smic, tmp_path / "r"))
     for fold in run.folds:
         test_frames = {f for c in fold.test for f in c.frames}
         for part in (fold.train, fold.validation):
-            windows = run.windows(part)
-            used = {run.table.frames[r][i] for r in windows.rows.ravel() for i in (0, 1)}
+            windows = run.trainer.windows(part)
+            used = {run.trainer.cache.table.frames[r][i] for r in windows.rows.ravel() for i in (0, 1)}
             assert not used & test_frames
             assert {part[i].subject for i in windows.clip_index}.isdisjoint(fold.subjects("test"))
         assert set(fold.subjects("train")).isdisjoint(fold.subjects("validation"))
@@ -127,23 +129,13 @@ class _KillAt(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
-def test_killed_run_resumes_without_redoing_finished_folds(tiny_smic, tmp_path, monkeypatch):
-    from mer_keras import experiment
-
+def test_killed_run_resumes_without_redoing_finished_folds(tiny_smic, tmp_path):
     out = tmp_path / "run"
-    original_init = experiment.Run.__init__
-
-    def init_with_killer(self, options):
-        original_init(self, options)
-        self.callbacks = [_KillAt(out)]
-
-    monkeypatch.setattr(experiment.Run, "__init__", init_with_killer)
     with pytest.raises(KeyboardInterrupt):
-        _run("exp2", tiny_smic, out, "--no-final")
+        _run("exp2", tiny_smic, out, "--no-final", callbacks=[_KillAt(out)])
     assert (out / "fold_0" / "metrics.json").exists() and not (out / "fold_1" / "metrics.json").exists()
     assert (out / "fold_1" / "backup").exists()  # BackupAndRestore state of the killed fold
     fold0 = (out / "fold_0" / "metrics.json").stat().st_mtime_ns
-    monkeypatch.setattr(experiment.Run, "__init__", original_init)
 
     with pytest.raises(FileExistsError, match="pass --resume"):
         _run("exp2", tiny_smic, out, "--no-final")
@@ -154,29 +146,32 @@ def test_killed_run_resumes_without_redoing_finished_folds(tiny_smic, tmp_path, 
     assert summary["n_folds"] == 3 and (out / "results.json").exists()
 
 
-def test_resume_keeps_defaults_resolved_at_run_time(tiny_smic, tmp_path):
-    from mer_keras.experiment import prepare_out_dir
+def test_resume_refuses_an_option_left_to_another_default(tiny_smic, tmp_path):
+    from mer_keras.config import ConfigError
 
     _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
-    options = parse_args("exp1", ["--data", str(tiny_smic), "--out", str(tmp_path / "run"), "--resume",
-                                  *[a for a in TINY if a not in ("--image-size", "32")], "--fc-units", "16,8"])
-    assert options.image_size is None  # the default, resolved when the run started
-    prepare_out_dir(options)
-    assert options.image_size == 32
+    without_size = [a for a in TINY if a not in ("--image-size", "32")]
+    config = parse_config("exp1", ["--data", str(tiny_smic), "--out", str(tmp_path / "run"), "--resume",
+                                   *without_size, *HEADS["exp1"], "--no-final", "--epochs", "1"])[0]
+    assert config.data.image_size == 112  # the synthetic data's default, resolved when the config is made
+    with pytest.raises(ConfigError, match="data.image_size 32 -> 112"):
+        run_experiment(config)
 
 
 def test_resume_refuses_changed_options(tiny_smic, tmp_path):
     _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
-    with pytest.raises(ValueError, match="--seed 0 -> 5"):
+    with pytest.raises(ValueError, match="protocol.seed 0 -> 5"):
         _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--resume", "--seed", "5")
+    with pytest.raises(ValueError, match=r"training.epochs 1 -> 2; training.lr 0.0001 -> 0.01"):
+        _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--resume", "--lr", "0.01")
 
 
 @pytest.mark.parametrize("experiment", ["exp1", "exp2"])
 def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smic, tmp_path, experiment):
     summary = _run(experiment, tiny_smic, tmp_path / "run", "--retrain-from", "conv5_1_1x1_reduce", "--folds", "2")
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["frame_cache"]["feature_shape"] == [2, 2, 64]  # stage-4 maps of the tiny backbone at 32x32
-    assert not any("whole backbone frozen" in d for d in config["deviations_from_paper"])
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
+    assert record["frame_cache"]["feature_shape"] == [2, 2, 64]  # stage-4 maps of the tiny backbone at 32x32
+    assert not any("whole backbone frozen" in d for d in record["deviations_from_paper"])
     assert summary["export"]["max_abs_difference"] <= 1e-4
     assert summary["export"]["trained_vs_exported"] <= 1e-4  # exp2: the deduplicated model's answers
     final = keras.saving.load_model(tmp_path / "run" / "final" / "model.keras")
@@ -192,7 +187,7 @@ def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smi
 
 @pytest.mark.parametrize("retrain_from", ["none", "conv5_1_1x1_reduce"])
 def test_features_read_from_the_disk_cache_give_the_same_run(tiny_smic, tmp_path, retrain_from, monkeypatch):
-    from mer_keras.pipeline.cache_store import DiskFeatures
+    from mer_keras.pipeline.feature_store import DiskFeatures
 
     settings = ["--retrain-from", retrain_from, "--folds", "2", "--no-final", "--epochs", "1"]
     _run("exp2", tiny_smic, tmp_path / "memory", *settings)
@@ -214,17 +209,17 @@ def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic,
     from mer_keras.gradcam.sweep import choose_layer
 
     _run("exp2", tiny_smic, tmp_path / "run", "--retrain-from", "auto", "--folds", "2", "--no-final", "--epochs", "1")
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    split = config["backbone_split"]
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
+    split = record["backbone_split"]
     scores = split["auto"]["focus_before_training"]
     assert len(scores) == 4 and split["auto"]["chosen_layer"] == choose_layer(scores)  # one per stage of tiny
     best = max(scores.values())
-    assert scores[split["auto"]["chosen_layer"]] == best and split["train_batchnorm"] is False
+    assert scores[split["auto"]["chosen_layer"]] == best
     assert split["retrain_from"] == split["auto"]["chosen_layer"].replace("_out", "_1x1_reduce")
     assert "moving-region masks" in split["auto"]["regions"]["kind"]
     # the cache holds the input of the chosen block: 16 px maps after stage 1, halved per later stage
     stage = int(split["retrain_from"][4])
-    assert config["frame_cache"]["feature_shape"][0] == {2: 8, 3: 8, 4: 4, 5: 2}[stage]
+    assert record["frame_cache"]["feature_shape"][0] == {2: 8, 3: 8, 4: 4, 5: 2}[stage]
     # a resumed run keeps the recorded choice instead of sweeping again
     def refuse(*args, **kwargs):
         raise AssertionError("swept again on resume")
@@ -232,7 +227,7 @@ def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic,
     monkeypatch.setattr("mer_keras.gradcam.sweep.choose_retrain_layer", refuse)
     _run("exp2", tiny_smic, tmp_path / "run", "--retrain-from", "auto", "--folds", "2", "--no-final",
          "--epochs", "1", "--resume")
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["backbone_split"] == split
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["record"]["backbone_split"] == split
 
 
 def _find_layer(model, name):
@@ -260,9 +255,7 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
     root = tmp_path / "megc"
     build_smic(root), build_casme2(root), build_samm(root)
     out = tmp_path / "run"
-    options = parse_args("exp2", ["--data", str(root), "--dataset", "megc2019", "--protocol", "loso",
-                                  "--out", str(out), *TINY, *HEADS["exp2"], "--no-final", "--epochs", "1"])
-    summary = run_experiment(options)
+    summary = _run("exp2", root, out, "--dataset", "megc2019", "--protocol", "loso", "--no-final", "--epochs", "1")
     assert summary["n_folds"] == 9  # 3 subjects from each of SMIC, CASME II and SAMM
     assert set(summary["per_dataset"]) == {"smic", "casme2", "samm"}
     predictions = pd.read_csv(out / "predictions.csv")
@@ -274,13 +267,23 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
     assert "## Per source dataset" in (out / "results.md").read_text()
 
 
-@pytest.mark.parametrize("before, expected", [
-    ({"experiment": "exp2", "relative": True}, {"experiment": "exp2", "clip_features": "relative"}),
-    ({"experiment": "exp3", "relative": False}, {"experiment": "exp3", "clip_features": "raw"}),
-    ({"experiment": "exp2", "clip_features": "motion"}, {"experiment": "exp2", "clip_features": "motion"}),
-    ({"experiment": "exp1"}, {"experiment": "exp1"}),
-])
-def test_runs_written_before_clip_features_resume_with_what_they_used(before, expected):
-    from mer_keras.experiment import legacy_options
+def test_a_run_folder_of_another_config_version_is_refused_in_one_line(tiny_smic, tmp_path):
+    from mer_keras.config import ConfigError
 
-    assert legacy_options(before) == expected
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"options": {"experiment": "exp2", "relative": True}}))
+    with pytest.raises(ConfigError, match=r"config.json: written by another version of mer_keras \(config_version "
+                                          r"None, this one reads 1\); start a new run folder"):
+        _run("exp2", tiny_smic, out, "--resume", "--no-final")
+
+
+def test_gru_head_trains_end_to_end_and_exports(tiny_smic, tmp_path):
+    summary = _run("exp2", tiny_smic, tmp_path / "run", "--rnn", "gru", "--folds", "2", "--epochs", "1")
+    final = keras.saving.load_model(tmp_path / "run" / "final" / "model.keras")
+    head = final.get_layer("exp2_head")
+    assert [type(head.get_layer(f"gru{i}")).__name__ for i in (1, 2, 3)] == ["GRU"] * 3
+    assert summary["export"]["max_abs_difference"] <= 1e-4 and summary["export"]["trained_vs_exported"] <= 1e-4
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
+    assert any("--rnn gru" in d for d in record["deviations_from_paper"])
+    assert "3-Layer-GRU" in (tmp_path / "run" / "results.md").read_text()

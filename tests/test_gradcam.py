@@ -19,7 +19,7 @@ from mer_keras.gradcam import (
     layer_sweep,
     sequence_cams,
 )
-from mer_keras.models import FramewiseTimeDistributed, build_model
+from mer_keras.models import FramewiseTimeDistributed, HeadSpec, build_head, compose
 
 SIZE = 32
 REGION = (slice(4, 12), slice(18, 26))  # rows, columns: the only pixels the prediction depends on
@@ -133,12 +133,12 @@ def tiny_backbone():
 
 
 def exported_like(kind, n=None):
-    """The structure of a run's final model: frames -> preprocess -> nested backbone -> head."""
-    frames = keras.Input((SIZE, SIZE, 3), name="rgb_frames")
-    backbone = tiny_backbone()
-    encoder = keras.Model(frames, backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
-                          name="frame_encoder_model")
-    return build_model(kind, 3, (SIZE, SIZE, 3), n, encoder, fc_units=(8, 4), lstm_units=(8, 4, 4))
+    """The structure of a run's final model: frames -> preprocess -> nested backbone -> nested head."""
+    from mer_keras.final_model import exported_model
+
+    head = build_head(HeadSpec(kind, (8, 4) if kind == "frame" else (8, 4, 4) if kind == "lstm" else (4,)), 3,
+                      (128,), n)
+    return exported_model(head, tiny_backbone(), SIZE, name=f"exported_{kind}")
 
 
 def test_exposed_model_answers_like_the_original():

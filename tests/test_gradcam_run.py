@@ -143,15 +143,15 @@ def test_gradcam_command_options(exp1_run, tmp_path):
     assert len(focus["samples"]) == len(CLASSES) and (out / "before_after.png").is_file()
 
 
-@pytest.mark.parametrize("make, error", [
-    (lambda d: None, "config.json"),
-    (lambda d: (d / "config.json").write_text("{}"), "no final model"),
+@pytest.mark.parametrize("make, error, match", [
+    (lambda d: None, FileNotFoundError, "no config.json"),
+    (lambda d: (d / "config.json").write_text("{}"), ValueError, "written by another version of mer_keras"),
 ])
-def test_gradcam_command_refuses_unfinished_runs(tmp_path, make, error):
+def test_gradcam_command_refuses_unfinished_or_old_runs(tmp_path, make, error, match):
     from experiments.gradcam import main
 
     make(tmp_path)
-    with pytest.raises(FileNotFoundError, match=error):
+    with pytest.raises(error, match=match):
         main(["--run", str(tmp_path)])
 
 
@@ -165,12 +165,12 @@ def test_exp1_gradcam_needs_the_final_model(capsys):
 
 @pytest.mark.slow
 def test_gradcam_of_a_clip_run_gives_per_frame_maps(tiny_smic, tmp_path):
-    from mer_keras.cli import parse_args
+    from mer_keras.cli import parse_config
+    from mer_keras.experiment import run_experiment
     from mer_keras.gradcam.run import gradcam_run
-    from mer_keras.runner import run_experiment
 
-    run_experiment(parse_args("exp2", ["--data", str(tiny_smic), "--out", str(tmp_path), *TINY,
-                                       "--lstm-units", "8,8,8", "--n", "5"]))
+    run_experiment(parse_config("exp2", ["--data", str(tiny_smic), "--out", str(tmp_path), *TINY,
+                                         "--lstm-units", "8,8,8", "--n", "5"])[0])
     focus = gradcam_run(tmp_path, per_class=1, layers=["conv2_1_out", "conv3_1_out"])
     assert list(focus["layers"]) == ["conv2_1_out", "conv3_1_out"]
     assert focus["before"]["run_frozen_layers"]["same"]

@@ -2,15 +2,22 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
-from mer_keras.metrics import (
-    aggregate_windows,
-    clip_metrics,
-    probs_to_labels,
-    summarize_folds,
-    summarize_predictions,
-)
+from mer_keras.crossval import clip_probabilities
+from mer_keras.metrics import clip_metrics, summarize, summarize_folds
 
 ABC = ["a", "b", "c"]
+
+
+def summarize_predictions(folds, classes):
+    """``summarize`` of folds given as ``(y_true, y_pred)`` pairs (what a FoldResult holds of them)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    results = [SimpleNamespace(predictions=pd.DataFrame({"clip": [f"{i}/{j}" for j in range(len(t))], "true": t,
+                                                         "predicted": p}),
+                               metrics=clip_metrics(t, p, classes)) for i, (t, p) in enumerate(folds)]
+    return summarize(results, classes)
 
 
 def test_hand_computed_three_class_case():
@@ -117,29 +124,22 @@ def test_summarize_folds_errors(per_fold, pooled, match):
         summarize_folds(per_fold, pooled)
 
 
-def test_aggregate_windows_means_per_clip_in_first_appearance_order():
-    probs = [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.4, 0.6], [0.0, 1.0]]
-    ids, clip_probs = aggregate_windows(probs, ["s2/c1", "s1/c9", "s2/c1", "s1/c9", "s3/c0"])
-    assert ids == ["s2/c1", "s1/c9", "s3/c0"]
-    np.testing.assert_allclose(clip_probs, [[0.7, 0.3], [0.3, 0.7], [0.0, 1.0]])
-    assert probs_to_labels(clip_probs, ["neg", "pos"]) == ["neg", "pos", "pos"]
+def test_clip_probabilities_mean_per_clip_in_first_appearance_order():
+    probs = [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.4, 0.6], [0.0, 1.0], [0.5, 0.5]]
+    table = clip_probabilities(probs, ["s2/c1", "s1/c9", "s2/c1", "s1/c9", "s3/c0", "s4/c2"], ["neg", "pos"])
+    assert table["clip"].tolist() == ["s2/c1", "s1/c9", "s3/c0", "s4/c2"]
+    np.testing.assert_allclose(table[["p_neg", "p_pos"]], [[0.7, 0.3], [0.3, 0.7], [0.0, 1.0], [0.5, 0.5]])
+    assert table["predicted"].tolist() == ["neg", "pos", "pos", "neg"]  # a tie goes to the earlier class
 
 
 @pytest.mark.parametrize(
-    "probs, ids, match",
+    "probs, ids, error, match",
     [
-        ([[0.5, 0.5]], ["a", "b"], "Received: 1 windows, 2 ids"),
-        ([0.5, 0.5], ["a", "b"], r"Received: shape \(2,\)"),
-        (np.zeros((0, 2)), [], "Received: 0 windows"),
-        ([[2.0, -1.0]], ["a"], r"not logits\). Received: values in \[-1, 2\]"),
-        ([[np.nan, 0.5]], ["a"], "NaN/inf"),
+        ([[0.5, 0.5]], ["a", "b"], ValueError, r"Received: shape \(1, 2\) for 2 windows"),
+        ([0.5, 0.5], ["a", "b"], ValueError, r"Received: shape \(2,\)"),
+        ([[np.nan, 0.5]], ["a"], FloatingPointError, "NaN or infinite probabilities"),
     ],
 )
-def test_aggregate_windows_errors(probs, ids, match):
-    with pytest.raises(ValueError, match=match):
-        aggregate_windows(probs, ids)
-
-
-def test_probs_to_labels_shape_error():
-    with pytest.raises(ValueError, match=r"Received: shape \(1, 2\)"):
-        probs_to_labels([[0.2, 0.8]], ABC)
+def test_clip_probabilities_errors(probs, ids, error, match):
+    with pytest.raises(error, match=match):
+        clip_probabilities(probs, ids, ["neg", "pos"], where="fold 3")

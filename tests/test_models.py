@@ -1,8 +1,9 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from mer_keras.models import FramewiseTimeDistributed, WindowMotion, build_model, copy_weights_by_name
+from mer_keras.models import FramewiseTimeDistributed, HeadSpec, WindowMotion, build_head, compose
 
 
 @pytest.fixture
@@ -22,84 +23,100 @@ def test_folded_time_equals_keras_timedistributed(encoder):
 
 
 @pytest.mark.parametrize(
-    "kind, frame_shape, n, head_layers, output",
+    "spec, frame_shape, n, head_layers",
     [
-        ("frame", (16,), None, ["fc1", "fc2", "fc3"], (3, 4)),
-        ("lstm", (16,), 7, ["lstm1", "lstm2", "lstm3", "classifier"], (3, 4)),
-        ("bilstm", (16,), 7, ["bilstm", "classifier"], (3, 4)),
+        (HeadSpec("frame", (8, 6)), (16,), None, ["fc1", "fc2", "fc3"]),
+        (HeadSpec("lstm", (8, 6, 5)), (16,), 7, ["lstm1", "lstm2", "lstm3", "classifier"]),
+        (HeadSpec("lstm", (8, 6), rnn="gru"), (16,), 7, ["gru1", "gru2", "classifier"]),
+        (HeadSpec("bilstm", (5,)), (16,), 7, ["bilstm", "classifier"]),
+        (HeadSpec("bilstm", (5,), rnn="gru"), (16,), 7, ["bigru", "classifier"]),
     ],
 )
-def test_models_have_the_papers_heads(kind, frame_shape, n, head_layers, output):
-    model = build_model(kind, 4, frame_shape, n, fc_units=(8, 6), lstm_units=(8, 6, 5), bilstm_units=5)
+def test_heads_have_the_papers_layers(spec, frame_shape, n, head_layers):
+    head = build_head(spec, 4, frame_shape, n)
     for name in head_layers:
-        model.get_layer(name)
+        head.get_layer(name)
+    cells = {type(layer.forward_layer if hasattr(layer, "forward_layer") else layer).__name__
+             for layer in head.layers if "lstm" in layer.name or "gru" in layer.name}
+    assert cells <= {"LSTM" if spec.rnn == "lstm" else "GRU"}
     x = np.ones((3, *(() if n is None else (n,)), *frame_shape), np.float32)
-    probs = np.asarray(model(x))
-    assert probs.shape == output
+    probs = np.asarray(head(x))
+    assert probs.shape == (3, 4)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_default_sizes_are_the_command_lines():
+    from mer_keras.cli import build_parser
+
+    assert HeadSpec("lstm").units == build_parser("exp2").get_default("lstm_units") == (128, 64, 32)
+    assert HeadSpec("bilstm").units == (build_parser("exp3").get_default("bilstm_units"),) == (64,)
+    assert HeadSpec("frame").units == build_parser("exp1").get_default("fc_units") == (512, 128)
+
+
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "spec, match",
     [
-        ({"kind": "gru", "num_classes": 3, "frame_shape": (4,)}, "Received: kind='gru'"),
-        ({"kind": "lstm", "num_classes": 3, "frame_shape": (4,)}, "Received: n=None"),
-        ({"kind": "frame", "num_classes": 1, "frame_shape": (4,)}, "Received: num_classes=1"),
-        ({"kind": "lstm", "num_classes": 3, "frame_shape": (4,), "n": 5, "clip_features": "flow"},
-         "Received: clip_features='flow'"),
-        ({"kind": "frame", "num_classes": 3, "frame_shape": (4,), "clip_features": "motion"},
-         "must be 'raw'. Received: clip_features='motion'"),
-        ({"kind": "lstm", "num_classes": 3, "frame_shape": (16,), "n": 5, "clip_features": "motion"},
-         r"needs unpooled maps .* Received: input shape \(None, 5, 16\)"),
+        ({"kind": "gru"}, "Received: kind='gru'"),
+        ({"kind": "lstm", "rnn": "rnn"}, "Received: rnn='rnn'"),
+        ({"kind": "lstm", "clip_features": "flow"}, "Received: clip_features='flow'"),
+        ({"kind": "frame", "clip_features": "motion"}, "must be 'raw'. Received: clip_features='motion'"),
+        ({"kind": "bilstm", "units": (4, 4)}, r"Received: units=\(4, 4\)"),
+        ({"kind": "lstm", "units": (4, 0)}, r"Received: units=\(4, 0\)"),
+        ({"kind": "lstm", "dropout": 1.0}, "Received: dropout=1.0"),
     ],
 )
-def test_build_model_errors(kwargs, match):
+def test_head_spec_errors(spec, match):
     with pytest.raises(ValueError, match=match):
-        build_model(**kwargs)
+        HeadSpec(**spec)
 
 
-def test_softmax_stays_float32_under_mixed_precision(encoder):
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((HeadSpec("lstm"), 3, (4,)), "Received: n=None"),
+        ((HeadSpec("frame"), 1, (4,)), "Received: num_classes=1"),
+        ((HeadSpec("lstm", clip_features="motion"), 3, (16,), 5), r"needs unpooled maps .* Received: input shape"),
+        ((HeadSpec("lstm", standardize=True), 3, (16,), 5), "Received: standardize_on=None"),
+    ],
+)
+def test_build_head_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        build_head(*args)
+
+
+def test_softmax_stays_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = build_model("lstm", 3, (6,), 4, lstm_units=(8, 8, 8))
-        assert model.get_layer("lstm1").compute_dtype == "bfloat16"
-        assert model.output.dtype == "float32"
+        head = build_head(HeadSpec("lstm", (8, 8, 8)), 3, (6,), 4)
+        assert head.get_layer("lstm1").compute_dtype == "bfloat16"
+        assert head.output.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_trained_head_moves_into_full_model_by_name(encoder):
-    cached = build_model("lstm", 3, (4,), 5, lstm_units=(6, 5, 4))
-    full = build_model("lstm", 3, (8, 8, 3), 5, encoder, lstm_units=(6, 5, 4))
-    for w in cached.weights:
-        w.assign(np.random.default_rng(1).random(w.shape).astype("float32"))
-    assert copy_weights_by_name(cached, full) == ["lstm1", "lstm2", "lstm3", "classifier"]
-    for name in ("lstm2", "classifier"):
-        for a, b in zip(cached.get_layer(name).get_weights(), full.get_layer(name).get_weights()):
-            np.testing.assert_array_equal(a, b)
-    wrong = build_model("lstm", 3, (4,), 5, lstm_units=(7, 5, 4))
-    with pytest.raises(ValueError, match="Layer 'lstm1': shapes"):
-        copy_weights_by_name(wrong, full)
-
-
-def test_window_relative_features_and_standardization_survive_the_move_to_the_full_model(encoder):
-    cached = build_model("lstm", 3, (4,), 5, lstm_units=(6, 5, 4), standardize=True, clip_features="relative")
-    frames = np.random.default_rng(2).normal(3.0, 2.0, (50, 1, 4)).astype("float32")
-    cached.get_layer("feature_standardization").adapt(frames)
-    x = np.random.default_rng(3).random((2, 5, 4), np.float32)
-    standardized = cached.get_layer("feature_standardization")(x)
-    np.testing.assert_allclose(standardized, (x - frames.mean((0, 1))) / frames.std((0, 1)), rtol=1e-4, atol=1e-4)
-    relative = np.asarray(cached.get_layer("window_relative")(standardized))
-    np.testing.assert_allclose(relative[:, 0], 0.0)
-    np.testing.assert_allclose(relative[:, 3], np.asarray(standardized)[:, 3] - np.asarray(standardized)[:, 0],
-                               atol=1e-6)
-    # the full model (encoder in front) gets the adapted statistics by name and answers the same
-    full = build_model("lstm", 3, (8, 8, 3), 5, encoder, lstm_units=(6, 5, 4), standardize=True,
-                       clip_features="relative")
-    assert "feature_standardization" in copy_weights_by_name(cached, full)
+def test_composed_models_share_the_heads_layers_and_answer_alike(encoder):
+    head = build_head(HeadSpec("lstm", (6, 5, 4)), 3, (4,), 5)
+    full = compose(head, encoder, (8, 8, 3))
+    # training the head alone changes the full model: the same variables, nothing copied
+    head.get_layer("classifier").kernel.assign(np.full((4, 3), 0.25, np.float32))
+    np.testing.assert_array_equal(full.get_layer(head.name).get_layer("classifier").kernel, 0.25)
+    assert {id(v) for v in head.weights} <= {id(v) for v in full.weights}
     clips = np.random.default_rng(4).random((2, 5, 8, 8, 3), np.float32)
     features = np.asarray(FramewiseTimeDistributed(encoder)(clips))
-    np.testing.assert_allclose(full(clips), cached(features), atol=1e-5)
+    np.testing.assert_allclose(full(clips), head(features), atol=1e-6)
+    assert compose(head) is head
+
+
+def test_window_relative_features_and_standardization_adapt_on_the_training_frames(encoder):
+    frames = np.random.default_rng(2).normal(3.0, 2.0, (50, 4)).astype("float32")
+    head = build_head(HeadSpec("lstm", (6, 5, 4), clip_features="relative", standardize=True), 3, (4,), 5,
+                      standardize_on=frames)
+    x = np.random.default_rng(3).random((2, 5, 4), np.float32)
+    standardized = np.asarray(head.get_layer("feature_standardization")(x))
+    np.testing.assert_allclose(standardized, (x - frames.mean(0)) / frames.std(0), rtol=1e-4, atol=1e-4)
+    relative = np.asarray(head.get_layer("window_relative")(standardized))
+    np.testing.assert_allclose(relative[:, 0], 0.0)
+    np.testing.assert_allclose(relative[:, 3], standardized[:, 3] - standardized[:, 0], atol=1e-6)
 
 
 def test_window_motion_is_the_mean_absolute_change_of_each_map_since_the_first_frame():
@@ -117,18 +134,13 @@ def test_window_motion_is_the_mean_absolute_change_of_each_map_since_the_first_f
     np.testing.assert_allclose(np.asarray(WindowMotion()(still))[0, 1], [0.0])
 
 
-def test_motion_features_standardized_survive_the_move_to_the_full_model():
-    inputs = keras.Input((8, 8, 3))
-    maps_encoder = keras.Model(inputs, keras.layers.Conv2D(4, 3, strides=2, name="enc_conv")(inputs), name="enc")
-    cached = build_model("bilstm", 3, (3, 3, 4), 5, bilstm_units=4, standardize=True, clip_features="motion")
+def test_motion_features_are_standardized_with_the_motion_of_the_training_windows():
     windows = np.random.default_rng(6).normal(size=(20, 5, 3, 3, 4)).astype("float32")
-    motion = np.asarray(cached.get_layer("window_motion")(windows))
-    cached.get_layer("feature_standardization").adapt(motion)
-    standardized = cached.get_layer("feature_standardization")(motion)
-    np.testing.assert_allclose(np.asarray(standardized).reshape(-1, 4).mean(0), 0.0, atol=1e-4)
-    full = build_model("bilstm", 3, (8, 8, 3), 5, maps_encoder, bilstm_units=4, standardize=True,
-                       clip_features="motion")
-    assert copy_weights_by_name(cached, full) == ["feature_standardization", "bilstm", "classifier"]
-    clips = np.random.default_rng(7).random((2, 5, 8, 8, 3), np.float32)
-    features = np.asarray(FramewiseTimeDistributed(maps_encoder)(clips))
-    np.testing.assert_allclose(full(clips), cached(features), atol=1e-5)
+    dataset = tf.data.Dataset.from_tensor_slices((windows, np.zeros((20, 3), "float32"))).batch(8)
+    head = build_head(HeadSpec("bilstm", (4,), clip_features="motion", standardize=True), 3, (3, 3, 4), 5,
+                      standardize_on=dataset)
+    motion = np.abs(windows - windows[:, :1]).mean(axis=(2, 3)).reshape(-1, 4)
+    layer = head.get_layer("feature_standardization")
+    variance = np.maximum(motion.var(0), 1e-3 * motion.var(0).mean())  # the floor build_head applies
+    np.testing.assert_allclose(np.ravel(layer.mean), motion.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.ravel(layer.variance), variance, rtol=1e-3, atol=1e-7)

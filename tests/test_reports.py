@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_keras import reports
-from mer_keras.metrics import summarize_predictions
+from mer_keras import files, reports
+from test_metrics import summarize_predictions
 
 CLASSES = ["negative", "positive", "surprise"]
 
@@ -37,10 +37,10 @@ def test_write_json_converts_numpy_and_keeps_key_order(tmp_path):
     path = tmp_path / "run" / "fold_1" / "metrics.json"  # parents created
     obj = {"z": np.float32(0.5), "a": np.arange(3), "m": {np.int64(2): np.bool_(True)},
            "nan": float("nan"), "p": tmp_path, "t": (1, 2)}
-    reports.write_json(path, obj)
+    files.write_json(path, obj)
     text = path.read_text()
     assert list(json.loads(text)) == ["z", "a", "m", "nan", "p", "t"]
-    assert reports.read_json(path) == {"z": 0.5, "a": [0, 1, 2], "m": {"2": True}, "nan": None,
+    assert files.read_json(path) == {"z": 0.5, "a": [0, 1, 2], "m": {"2": True}, "nan": None,
                                        "p": str(tmp_path), "t": [1, 2]}
     assert text.startswith('{\n  "z"')  # indent=2
     assert leftovers(path.parent) == []
@@ -49,23 +49,23 @@ def test_write_json_converts_numpy_and_keeps_key_order(tmp_path):
 @pytest.mark.parametrize("bad", [{"ok": 1, "bad": object()}, {"s": {1, 2}}])
 def test_failed_json_write_leaves_old_file_intact(tmp_path, bad):
     path = tmp_path / "results.json"
-    reports.write_json(path, {"old": 1})
+    files.write_json(path, {"old": 1})
     with pytest.raises(TypeError, match="Cannot write obj\\[.*\\] to JSON. Received"):
-        reports.write_json(path, bad)
-    assert reports.read_json(path) == {"old": 1}
+        files.write_json(path, bad)
+    assert files.read_json(path) == {"old": 1}
     assert leftovers(tmp_path) == []
 
 
 def test_failure_during_replace_removes_temp_file(tmp_path, monkeypatch):
     path = tmp_path / "results.md"
-    reports.write_text(path, "old")
+    files.write_text(path, "old")
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        reports.write_text(path, "new")
+        files.write_text(path, "new")
     assert path.read_text() == "old"
     assert leftovers(tmp_path) == []
 
@@ -73,7 +73,7 @@ def test_failure_during_replace_removes_temp_file(tmp_path, monkeypatch):
 def test_written_file_respects_umask_not_0600(tmp_path):
     old = os.umask(0o022)
     try:
-        path = reports.write_text(tmp_path / "a.txt", "x")
+        path = files.write_text(tmp_path / "a.txt", "x")
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
@@ -83,41 +83,7 @@ def test_read_json_names_a_malformed_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text("{not json")
     with pytest.raises(ValueError, match="broken.json is not valid JSON"):
-        reports.read_json(path)
-
-
-def test_predictions_csv_round_trips_through_pandas(tmp_path):
-    rows = [
-        {"clip": "s1_ne_01", "subject": "s1", "true": "negative", "predicted": "negative",
-         "probs": np.array([0.7, 0.2, 0.1], np.float32), "fold": 1},
-        {"clip": "s2_sur_01", "subject": "s2", "true": "surprise", "predicted": "positive",
-         "probs": [0.1, 0.6, 0.3]},
-    ]
-    path = reports.write_predictions_csv(tmp_path / "predictions.csv", rows, CLASSES)
-    frame = pd.read_csv(path)
-    assert list(frame.columns) == ["clip", "subject", "true", "predicted",
-                                   "p_negative", "p_positive", "p_surprise", "fold"]
-    assert frame["clip"].tolist() == ["s1_ne_01", "s2_sur_01"]
-    assert frame["predicted"].tolist() == ["negative", "positive"]
-    np.testing.assert_allclose(frame[["p_negative", "p_positive", "p_surprise"]].to_numpy(),
-                               [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]], rtol=1e-6)
-    assert frame["fold"].iloc[0] == 1 and np.isnan(frame["fold"].iloc[1])
-
-
-@pytest.mark.parametrize(
-    "row, match",
-    [
-        ({"clip": "c", "subject": "s", "true": "negative", "probs": [1, 0, 0]}, r"lacks \['predicted'\]"),
-        ({"clip": "c", "subject": "s", "true": "negative", "predicted": "negative", "probs": [1, 0]},
-         "needs 3 probabilities .* Received: 2"),
-        ({"clip": "c", "subject": "s", "true": "happy", "predicted": "negative", "probs": [1, 0, 0]},
-         "true label not in .* Received: 'happy'"),
-    ],
-)
-def test_predictions_csv_errors(tmp_path, row, match):
-    with pytest.raises(ValueError, match=match):
-        reports.write_predictions_csv(tmp_path / "p.csv", [row], CLASSES)
-    assert not (tmp_path / "p.csv").exists()
+        files.read_json(path)
 
 
 @pytest.mark.parametrize("k, width, height", [(3, 650, 550), (5, 870, 770)])
@@ -169,12 +135,10 @@ def test_results_markdown_contains_our_and_the_papers_numbers(summary):
     md = reports.results_markdown(
         summary, experiment="Exp-II", pattern="3-Layer-LSTM", n=13, data_number=1234,
         method_name="VGGFace2+LSTM", dataset="synthetic", protocol="2-fold subject-wise CV",
-        extra_rows=[{"pattern": "3-Layer-LSTM", "n": 15, "data_number": 999, "accuracy": 0.5}],
     )
     acc, uf1, uar = (f"{100 * summary[k]:.2f} %" for k in ("accuracy", "uf1", "uar"))
     assert acc == "71.43 %"  # 5 of 7 clips right
     assert f"| 3-Layer-LSTM | 13 | 1234 | {acc} |" in md
-    assert "| 3-Layer-LSTM | 15 | 999 | 50.00 % |" in md
     assert f"| VGGFace2+LSTM | {acc} | {uf1} | {uar} | this run, pooled |" in md
     mean, std = summary["fold_mean"]["accuracy"], summary["fold_std"]["accuracy"]
     assert f"{100 * mean:.2f} ± {100 * std:.2f} %" in md
@@ -194,10 +158,6 @@ def test_results_markdown_without_f_n_and_bad_inputs(summary):
         reports.results_markdown({k: v for k, v in summary.items() if k != "fold_mean"},
                                  experiment="e", pattern="p", n=1, data_number=1, method_name="m",
                                  dataset="d", protocol="p")
-    with pytest.raises(ValueError, match=r"extra_rows\[0\] lacks \['accuracy'\]"):
-        reports.results_markdown(summary, experiment="e", pattern="p", n=1, data_number=1,
-                                 method_name="m", dataset="d", protocol="p",
-                                 extra_rows=[{"pattern": "p", "n": 2, "data_number": 3}])
 
 
 def test_results_text(summary):

@@ -31,7 +31,7 @@ def test_timeline_errors(args, match):
 
 def test_interpolated_frames_lie_between_neighbours():
     frames = np.arange(11, dtype=np.float32).reshape(11, 1, 1) * 10.0  # frame i has value 10*i
-    out = blend(frames, timeline(11, 13, "interpolate"))
+    out = np.stack([blend(frames[a], frames[b], t) for a, b, t in timeline(11, 13, "interpolate")])
     assert out.shape == (13, 1, 1)
     np.testing.assert_allclose(out.ravel(), np.linspace(0, 100, 13), atol=1e-4)
 

@@ -73,10 +73,6 @@ def apply_policy(clips, n: int, policy: str = "interpolate"):
     return kept, report
 
 
-def blend(frames: np.ndarray, plan) -> np.ndarray:
-    """Apply a frame plan to decoded frames ``(T, ...)``, giving ``(len(plan), ...)`` float32."""
-    frames = np.asarray(frames, dtype=np.float32)
-    a = np.array([p[0] for p in plan])
-    b = np.array([p[1] for p in plan])
-    t = np.array([p[2] for p in plan], dtype=np.float32).reshape((-1,) + (1,) * (frames.ndim - 1))
-    return (1.0 - t) * frames[a] + t * frames[b]
+def blend(frame_a: np.ndarray, frame_b: np.ndarray, t: float) -> np.ndarray:
+    """The plan's frame ``(1 - t) * a + t * b`` in float32 (``t`` a Python float, as plans hold it)."""
+    return (1.0 - t) * np.asarray(frame_a, np.float32) + t * np.asarray(frame_b, np.float32)

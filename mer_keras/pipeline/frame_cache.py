@@ -17,6 +17,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from mer_keras.datasets.frames import read_frame
+from mer_keras.datasets.short_clips import blend
 from mer_keras.pipeline.augment import apply_variant
 from mer_keras.pipeline.feature_store import DiskFeatures, cache_key, cached_features, choose_storage
 from mer_keras.pipeline.windows import FrameTable
@@ -28,9 +29,7 @@ def load_frame(key, size) -> np.ndarray:
     """The float32 RGB image of a frame-table entry ``(path_a, path_b, t)`` at ``size``."""
     path_a, path_b, t = key
     image = read_frame(path_a, size).astype(np.float32)
-    if t:
-        image = (1.0 - t) * image + t * read_frame(path_b, size).astype(np.float32)
-    return image
+    return blend(image, read_frame(path_b, size), t) if t else image
 
 
 def compute_features(encoder, table, size, variants=("identity",), batch_size=32,
