@@ -260,7 +260,7 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
     root = tmp_path / "megc"
     build_smic(root), build_casme2(root), build_samm(root)
     out = tmp_path / "run"
-    options = parse_args("exp2", ["--data", str(root), "--dataset", "megc2019", "--protocol", "loso",
+    options = parse_args("exp2", ["--data", str(root), "--dataset", "megc2019-mapping", "--protocol", "loso",
                                   "--out", str(out), *TINY, *HEADS["exp2"], "--no-final", "--epochs", "1"])
     summary = run_experiment(options)
     assert summary["n_folds"] == 9  # 3 subjects from each of SMIC, CASME II and SAMM
