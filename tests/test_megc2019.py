@@ -159,7 +159,8 @@ def test_invalid_arguments(roots, loader):
 
 
 def test_invalid_missing_option(roots):
-    with pytest.raises(ValueError, match=r"`missing` must be one of \('error', 'warn'\)\. Received: missing='skip'"):
+    with pytest.raises(ValueError, match=r"`missing` must be one of \('error', 'warn'\)\. "
+                                         r"Received: missing='skip'"):
         load_megc2019(*roots, missing="skip")
 
 

@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     sub.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     sub.add_argument("--check", choices=list(CHECKS),
                      help="compare ROOT with the official MEGC2019 list (the composite, or one source's "
-                          "part of it): counts per class and subject, clip by clip; exit code 1 if it differs")
+                          "part of it): counts per class and subject, clip by clip; exit code 1 if it "
+                          "differs")
     args = parser.parse_args(argv)
     if args.check and args.dataset not in ("auto", CHECKS[args.check][1]):
         print(f"error: --check {args.check} reads ROOT as {CHECKS[args.check][1]}; --dataset must be auto or "

@@ -151,7 +151,8 @@ def format_check(result: dict) -> str:
                       "subjects found": c["subjects"]["found"]}
             for dataset, c in result["datasets"].items()}).T
         table["equal"] = [_yes(r["clips official"] == r["clips found"]
-                               and r["subjects official"] == r["subjects found"]) for _, r in table.iterrows()]
+                               and r["subjects official"] == r["subjects found"])
+                          for _, r in table.iterrows()]
         lines += ["per dataset (official vs found):", table.to_string()]
     table = pd.DataFrame({
         subject: {**{c: f"{n['official']}/{n['found']}" for c, n in counts.items()},
@@ -171,7 +172,8 @@ def format_check(result: dict) -> str:
                          f"the copy labels it {d['coded']!r} ({d['found'] or 'no MEGC2019 class'})")
     extra = result["not_listed"]
     if extra:
-        lines.append(f"not in the official list (dropped by the official loader; not a mismatch): {len(extra)}")
+        lines.append("not in the official list (dropped by the official loader; not a mismatch): "
+                     f"{len(extra)}")
         lines += [f"  extra          {e['clip']}: labelled {e['coded']!r} ({e['found']})" for e in extra]
     lines.append("result: all counts equal the official ones" if result["equal"] else
                  f"result: the copy differs from the official list ({len(differences)} clip(s))")
