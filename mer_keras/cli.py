@@ -44,7 +44,8 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                       help="dataset folder, or 'synthetic' for the built-in synthetic SMIC-like dataset")
     data.add_argument("--dataset", default="auto", choices=("auto", *LOADERS),
                       help="which loader reads --data (auto: recognised from the folder layout; megc2019: "
-                           "SMIC, CASME II and SAMM side by side in --data, 3 classes)")
+                           "SMIC, CASME II and SAMM side by side in --data, the official 442-clip list, "
+                           "3 classes; megc2019-mapping: the same by label mapping alone)")
     data.add_argument("--n", type=int, default=13,
                       help="window length N in frames (Exp-II/III; the paper tried 11-17, best 13)")
     data.add_argument("--short-clips", choices=SHORT_CLIP_POLICIES, default="interpolate",

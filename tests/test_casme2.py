@@ -247,3 +247,22 @@ def test_sheet_with_no_clips_and_missing_sheet_path(tmp_path):
 def test_invalid_arguments(casme2_root, options, match):
     with pytest.raises(ValueError, match=match):
         load_casme2(casme2_root, **options)
+
+
+def test_a_missing_clip_folder_is_an_error_or_with_missing_warn_reported(casme2_root):
+    folder = casme2_root / "CASME2-RAW" / "sub01" / "EP02_01f"
+    shutil.rmtree(folder)
+    with pytest.raises(DatasetError, match=r"row 2: clip sub01/EP02_01f has no folder"):
+        load_casme2(casme2_root)
+    report = []
+    clips = load_casme2(casme2_root, report=report, missing="warn")
+    assert [c.clip_id for c in clips] == [c for c in EXPECTED if c != "EP02_01f"]
+    assert {"sheet": str(casme2_root / CASME2_SHEET), "row": 2, "clip": "sub01/EP02_01f",
+            "issue": f"no folder {folder}: clip left out"} in report
+    for other in ("sub01", "sub02", "sub11"):
+        shutil.rmtree(casme2_root / "CASME2-RAW" / other)
+    (casme2_root / "CASME2-RAW" / "sub03").mkdir()
+    with pytest.raises(DatasetError, match=r"CASME2-RAW: none of the 6 clip folders coded in .*CASME2-cod"):
+        load_casme2(casme2_root, missing="warn")
+    with pytest.raises(ValueError, match=r"Received: missing='skip'"):
+        load_casme2(casme2_root, missing="skip")

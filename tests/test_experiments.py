@@ -255,7 +255,8 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
     root = tmp_path / "megc"
     build_smic(root), build_casme2(root), build_samm(root)
     out = tmp_path / "run"
-    summary = _run("exp2", root, out, "--dataset", "megc2019", "--protocol", "loso", "--no-final", "--epochs", "1")
+    summary = _run("exp2", root, out, "--dataset", "megc2019-mapping", "--protocol", "loso", "--no-final",
+                   "--epochs", "1")
     assert summary["n_folds"] == 9  # 3 subjects from each of SMIC, CASME II and SAMM
     assert set(summary["per_dataset"]) == {"smic", "casme2", "samm"}
     predictions = pd.read_csv(out / "predictions.csv")

@@ -1,4 +1,8 @@
-"""``python -m mer_keras.datasets describe ROOT``: clips per subject x class and frame counts."""
+"""``python -m mer_keras.datasets describe ROOT [--check NAME]``: clips per subject x class, frames.
+
+With ``--check`` the copy is also compared with the official MEGC2019 list; the exit code is 1 when
+it differs, 0 when every count and clip is equal, 2 when the folder cannot be read.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from mer_keras.datasets.check import CHECKS, check_copy, format_check
 from mer_keras.datasets.clip import DatasetError
 from mer_keras.datasets.registry import LOADERS, load_dataset
 
@@ -61,20 +66,35 @@ def main(argv=None) -> int:
     sub.add_argument("--dataset", default="auto", choices=["auto", *LOADERS],
                      help="which loader reads ROOT (default: recognised from the layout)")
     sub.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    sub.add_argument("--check", choices=list(CHECKS),
+                     help="compare ROOT with the official MEGC2019 list (the composite, or one source's "
+                          "part of it): counts per class and subject, clip by clip; exit code 1 if it "
+                          "differs")
     args = parser.parse_args(argv)
+    if args.check and args.dataset not in ("auto", CHECKS[args.check][1]):
+        print(f"error: --check {args.check} reads ROOT as {CHECKS[args.check][1]}; --dataset must be auto or "
+              f"{CHECKS[args.check][1]}. Received: --dataset {args.dataset}", file=sys.stderr)
+        return 2
     try:
-        clips = load_dataset(args.root, args.dataset)
+        if args.check:
+            clips, result = check_copy(args.root, args.check)
+        else:
+            clips, result = load_dataset(args.root, args.dataset), None
+        summary = describe(clips)
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    summary = describe(clips)
+    if result is not None:
+        summary["check"] = result
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         table = pd.DataFrame(summary["per_subject"]).T.fillna(0).astype(int)
         table.loc["total"] = table.sum()
         _print_text(summary, table)
-    return 0
+        if result is not None:
+            print(format_check(result))
+    return 0 if result is None or result["equal"] else 1
 
 
 if __name__ == "__main__":

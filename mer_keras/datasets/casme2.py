@@ -54,15 +54,16 @@ def subject_folder(value) -> str:
     return f"sub{number:02d}"
 
 
-def load_casme2(root, sheet=None, frames="onset-offset", report=None) -> list:
+def load_casme2(root, sheet=None, frames="onset-offset", report=None, missing="error") -> list:
     """All CASME II clips coded in the sheet, subjects in order, labels = ``Estimated Emotion``.
 
     ``frames="onset-offset"`` keeps OnsetFrame..OffsetFrame (by the number in the file name),
     ``"all"`` the whole folder; ``onset``/``apex``/``offset`` index the kept frames. The sheet
     (``CASME2-coding-*.xlsx``) is looked for in ``root`` and beside the release folder when
-    None. Patched or skipped rows are appended to ``report`` (a list) and logged.
+    None. Patched or skipped rows are appended to ``report`` (a list) and logged. A row whose clip
+    folder is absent is an error, or with ``missing="warn"`` reported and left out.
     """
-    return load_coded(CASME2, root, sheet, frames, report)
+    return load_coded(CASME2, root, sheet, frames, report, missing)
 
 
 CASME2 = CodedDataset(

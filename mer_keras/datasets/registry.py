@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mer_keras.datasets import casme2, samm
 from mer_keras.datasets.clip import DatasetError
-from mer_keras.datasets.megc2019 import load_megc2019_folder
+from mer_keras.datasets.megc2019 import load_megc2019_folder, load_megc2019_mapped_folder
 from mer_keras.datasets.smic import find_modality_folder, load_smic
 
 # name -> (loader, layout test). Loaders take the root folder as their first argument.
@@ -16,7 +16,9 @@ LOADERS = {
     "samm": (samm.load_samm, lambda root: _finds(samm.find_release_folder, root)),
     # A folder holding SMIC, CASME II and SAMM side by side; never guessed from a layout
     # (such a folder is also a SMIC, CASME II and SAMM root): ask for it by name.
+    # megc2019: the official 442-clip list; megc2019-mapping: the label mapping alone.
     "megc2019": (load_megc2019_folder, lambda root: False),
+    "megc2019-mapping": (load_megc2019_mapped_folder, lambda root: False),
 }
 
 

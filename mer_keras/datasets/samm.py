@@ -48,13 +48,13 @@ def subject_folder(value) -> str:
     return f"{number:03d}"
 
 
-def load_samm(root, sheet=None, frames="onset-offset", report=None) -> list:
+def load_samm(root, sheet=None, frames="onset-offset", report=None, missing="error") -> list:
     """All SAMM clips coded in the sheet, subjects in order, labels = ``Estimated Emotion``.
 
-    ``frames`` and ``report`` work as in :func:`~mer_keras.datasets.load_casme2`; the sheet
+    ``frames``, ``report`` and ``missing`` work as in :func:`~mer_keras.datasets.load_casme2`; the sheet
     (``SAMM_Micro_FACS_Codes*.xlsx``) is looked for in ``root`` and beside ``SAMM/`` when None.
     """
-    return load_coded(SAMM, root, sheet, frames, report)
+    return load_coded(SAMM, root, sheet, frames, report, missing)
 
 
 SAMM = CodedDataset(

@@ -22,18 +22,22 @@ from mer_keras.datasets.frames import frame_number, list_frames
 logger = logging.getLogger("mer_keras.datasets")
 
 FRAME_MODES = ("onset-offset", "all")
+# What a row whose clip folder is absent does: raise, or get reported and left out.
+MISSING_MODES = ("error", "warn")
 # Keys the loaders map to their sheet's spelling of each column.
 CODED_FIELDS = ("subject", "filename", "onset", "apex", "offset", "emotion")
 NO_APEX = "/"
 _HEADER_SEARCH_ROWS = 100
 
 
-def check_options(frames, report) -> None:
+def check_options(frames, report, missing="error") -> None:
     """Argument checks shared by the sheet loaders."""
     if frames not in FRAME_MODES:
         raise ValueError(f"`frames` must be one of {FRAME_MODES}. Received: frames={frames!r}")
     if report is not None and not isinstance(report, list):
         raise ValueError(f"`report` must be None or a list. Received: report={report!r}")
+    if missing not in MISSING_MODES:
+        raise ValueError(f"`missing` must be one of {MISSING_MODES}. Received: missing={missing!r}")
 
 
 def note(report, sheet, row, clip, issue, level=logging.WARNING) -> None:
@@ -145,21 +149,33 @@ class CodedDataset:
     subject_folder: Callable  # Subject cell -> folder name; ValueError if it is not one
 
 
-def load_coded(dataset: CodedDataset, root, sheet, frames, report) -> list:
-    """One :class:`Clip` per sheet row, by subject then sheet order; uncoded folders reported."""
-    check_options(frames, report)
+def sheet_path(dataset: CodedDataset, root, sheet=None) -> Path:
+    """The coding sheet a loader reads: ``sheet``, else the one in ``root`` or beside the release."""
+    if sheet is not None:
+        return Path(sheet)
     release = dataset.find_release(root)
-    if sheet is None:
-        sheet = find_sheet([root, release, release.parent], dataset.sheet_pattern)
-    sheet = Path(sheet)
+    return find_sheet([root, release, release.parent], dataset.sheet_pattern)
+
+
+def load_coded(dataset: CodedDataset, root, sheet, frames, report, missing="error") -> list:
+    """One :class:`Clip` per sheet row, by subject then sheet order; uncoded folders reported.
+
+    ``missing="warn"``: a row whose clip folder is absent is reported and left out (else an error).
+    """
+    check_options(frames, report, missing)
+    release = dataset.find_release(root)
+    sheet = sheet_path(dataset, root, sheet)
     table = read_sheet(sheet, list(dataset.columns.values()))
-    clips, rows_of = [], {}
+    clips, rows_of, absent = [], {}, 0
     for row, cells in table.iterrows():
         cell = {field: cells[dataset.columns[field]] for field in CODED_FIELDS}
         if all(is_blank(v) for v in cell.values()):
             note(report, sheet, row, None, "row has text only outside the coded columns: skipped")
             continue
-        clip = _row_clip(dataset, release, sheet, row, cell, frames, report)
+        clip = _row_clip(dataset, release, sheet, row, cell, frames, report, missing)
+        if clip is None:
+            absent += 1
+            continue
         key = (clip.subject, clip.clip_id)
         if key in rows_of:
             raise DatasetError(f"{sheet} row {row}: clip {clip.subject}/{clip.clip_id} "
@@ -171,13 +187,15 @@ def load_coded(dataset: CodedDataset, root, sheet, frames, report) -> list:
             if (subject.name, folder.name) not in rows_of:
                 note(report, sheet, None, f"{subject.name}/{folder.name}",
                      f"folder {folder} has no row in the sheet: not loaded")
+    if not clips and absent:
+        raise DatasetError(f"{release}: none of the {absent} clip folders coded in {sheet} exists.")
     if not clips:
         raise DatasetError(f"{sheet}: the sheet codes no clips.")
     clips.sort(key=lambda c: (c.subject, rows_of[(c.subject, c.clip_id)]))
     return clips
 
 
-def _row_clip(dataset: CodedDataset, release, sheet, row, cell, frames, report) -> Clip:
+def _row_clip(dataset: CodedDataset, release, sheet, row, cell, frames, report, missing):
     columns = dataset.columns
 
     def fail(problem):
@@ -208,7 +226,10 @@ def _row_clip(dataset: CodedDataset, release, sheet, row, cell, frames, report) 
                    f"{columns['offset']} {offset}.")
     folder = release / subject / clip_id
     if not folder.is_dir():
-        raise fail(f"clip {name} has no folder {folder}.")
+        if missing == "error":
+            raise fail(f"clip {name} has no folder {folder}.")
+        note(report, sheet, row, name, f"no folder {folder}: clip left out")
+        return None
     try:
         paths = list_frames(folder)
     except DatasetError as error:
