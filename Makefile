@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test test-slow demo venv clean
+.PHONY: test test-slow lint demo venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mer_keras experiments benchmarks tools tests
 
 demo: $(STAMP)
 	$(PY) -m experiments.exp2 --n 13

@@ -118,6 +118,16 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help="auto = mixed_float16 on a GPU, float32 on CPU")
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
+    train.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                       help="repeat the run once per seed into OUT/seed_<SEED>/ and write the mean and std over "
+                            "seeds (OUT/seeds.json, seeds.md); replaces --seed")
+    train.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                       help="TensorFlow op determinism (tf.config.experimental.enable_op_determinism): reruns on "
+                            "the same machine give the same bytes; on GPUs it also fixes the otherwise random "
+                            "kernel choices")
+    train.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=True,
+                       help="also score the test fold after every epoch, to report the oracle figure (best test "
+                            "epoch, as much of the literature does) beside the honest one; never used to select")
     train.add_argument("--cache-dir", default=None,
                        help="keep the frozen features on disk here, reused by later runs; training reads the rows "
                             "of each batch from disk, so memory stays low; default: in memory, unless they would "
@@ -139,11 +149,13 @@ def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:
     """``(config, extras)``: the validated run config, and the options that are not part of it."""
     parser = build_parser(experiment)
     options = vars(parser.parse_args(argv))
-    extras = {k: options.pop(k) for k in ("gradcam", "debug") if k in options}
+    extras = {k: options.pop(k) for k in ("gradcam", "debug", "seeds") if k in options}
     if options["resume"] and not options["out"]:
         parser.error("--resume needs --out DIR, the run folder to continue")
     if extras.get("gradcam") and not options["final"]:
         parser.error("--gradcam explains the final model: drop --no-final")
+    if extras.get("seeds") and not options["out"]:
+        parser.error("--seeds needs --out DIR, the folder of the per-seed runs")
     try:
         config = RunConfig.from_options(experiment, options, gpus=bool(tf.config.list_physical_devices("GPU")))
     except ConfigError as error:
@@ -157,16 +169,20 @@ USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, OSEr
 def run_main(experiment: str, argv=None, after=None) -> int:
     """Parse, run, and report a user's error as one ``error: ...`` line (exit 2); ``--debug`` shows the traceback."""
     from mer_keras.experiment import run_experiment
+    from mer_keras.repeats import run_seeds
 
     config, extras = parse_config(experiment, argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        run_experiment(config)
-        if after is not None:
-            after(config, extras)
+        if extras.get("seeds"):
+            run_seeds(config, extras["seeds"])
+        else:
+            run_experiment(config)
+            if after is not None:
+                after(config, extras)
     except USER_ERRORS as error:
         if extras.get("debug"):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error} (--debug shows the traceback)", file=sys.stderr)
         return 2
     return 0

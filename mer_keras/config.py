@@ -100,6 +100,8 @@ class TrainingConfig:
     lr: float = 1e-3
     early_stopping: int = 0
     precision: str = "float32"
+    deterministic: bool = True  # TensorFlow op determinism: same machine, same seed -> same bytes
+    oracle: bool = True  # also score the test fold after every epoch, for the report (never for selection)
 
     def check(self):
         _check(self.epochs >= 1, "--epochs", self.epochs, ">= 1")
@@ -217,7 +219,8 @@ class RunConfig:
         precision = o["precision"]
         if precision == "auto":
             precision = "mixed_float16" if gpus else "float32"
-        training = TrainingConfig(o["epochs"], o["batch_size"], o["lr"], o["early_stopping"], precision)
+        training = TrainingConfig(o["epochs"], o["batch_size"], o["lr"], o["early_stopping"], precision,
+                                  o.get("deterministic", True), o.get("oracle", True))
         out = o["out"] or str(Path("runs") / f"{experiment}-n{n}-{time.strftime('%Y%m%d-%H%M%S')}")
         return cls(experiment, data, protocol, model, training, out=out, final=o["final"],
                    cache_dir=o.get("cache_dir"), resume=o["resume"], verbose=o["verbose"])

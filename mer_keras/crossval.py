@@ -20,6 +20,7 @@ from mer_keras import metrics
 from mer_keras.config import RunConfig
 from mer_keras.files import read_json, write_json, write_text
 from mer_keras.models import build_head, compose, deduplicated
+from mer_keras.oracle import EPOCH_PREDICTIONS, EpochPredictions, read_epoch_predictions
 from mer_keras.pipeline.frame_cache import FrameCache
 from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
 from mer_keras.pipeline.windows import window_set
@@ -138,6 +139,7 @@ class FoldResult:
     history: pd.DataFrame
     training_samples_per_epoch: int
     seconds: float
+    epoch_predictions: pd.DataFrame | None = None  # test predictions after every epoch (oracle report only)
 
     @property
     def selected_epoch(self) -> int | None:
@@ -159,8 +161,10 @@ class FoldResult:
     def load(cls, folder) -> "FoldResult":
         folder = Path(folder)
         done = read_json(folder / DONE)
-        return cls(done["fold"], done["test_subjects"], pd.read_csv(folder / "predictions.csv"), done["metrics"],
-                   read_history(folder / "history.csv"), done["training_samples_per_epoch"], done["seconds"])
+        return cls(done["fold"], done["test_subjects"],
+                   pd.read_csv(folder / "predictions.csv", float_precision="round_trip"), done["metrics"],
+                   read_history(folder / "history.csv"), done["training_samples_per_epoch"], done["seconds"],
+                   read_epoch_predictions(folder / EPOCH_PREDICTIONS))
 
 
 def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult:
@@ -170,12 +174,16 @@ def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult:
         log.info("fold %d already finished: kept as it is", fold.index)
         return FoldResult.load(folder)
     started = time.perf_counter()
+    callbacks = list(callbacks)
+    if trainer.config.training.oracle:  # scored for the report only; selection stays on validation subjects
+        callbacks.append(EpochPredictions(lambda model: trainer.predict(model, list(fold.test), fold.index),
+                                          folder / EPOCH_PREDICTIONS))
     model, _, history, samples = trainer.train(fold.train, fold.validation, folder,
                                                trainer.config.protocol.seed + fold.index, callbacks)
     predictions = trainer.predict(model, list(fold.test), fold.index)
     scores = metrics.clip_metrics(predictions["true"].tolist(), predictions["predicted"].tolist(), trainer.classes)
     result = FoldResult(fold.index, fold.subjects("test"), predictions, scores, history, samples,
-                        round(time.perf_counter() - started, 1))
+                        round(time.perf_counter() - started, 1), read_epoch_predictions(folder / EPOCH_PREDICTIONS))
     result.save(folder)
     return result
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from mer_keras import metrics, reports
 from mer_keras.backbone import split_backbone, with_preprocessing
@@ -27,12 +28,15 @@ from mer_keras.files import read_json, write_json
 from mer_keras.final_model import train_final
 from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
 from mer_keras.machine import library_versions, machine, package_commit
+from mer_keras.oracle import oracle_summary
 from mer_keras.pipeline.augment import variant_names
 from mer_keras.pipeline.frame_cache import build_frame_cache
 from mer_keras.pipeline.windows import balanced_indices, build_frame_table
 from mer_keras.protocols import make_folds
+from mer_keras.uncertainty import bootstrap_ci
 
 log = logging.getLogger("mer_keras")
+CI_RESAMPLES = 2000  # subject-level bootstrap resamples for the 95 % intervals of pooled scores
 
 
 def prepare_run_folder(config: RunConfig) -> Path:
@@ -112,6 +116,8 @@ class PreparedRun:
 def prepare_run(config: RunConfig) -> PreparedRun:
     """Run folder, dataset plan, folds, backbone and its split, frame cache; ``config.json`` written."""
     out = prepare_run_folder(config)
+    if config.training.deterministic:  # stays on for the rest of the process (TensorFlow has no way back)
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.protocol.seed)
     keras.mixed_precision.set_global_policy(config.training.precision)
     plan = plan_dataset(config.data, config.n)
@@ -155,6 +161,8 @@ def run_experiment(config: RunConfig, callbacks=()) -> dict:
     results = cross_validate(trainer, run.folds, out, callbacks)
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     summary = metrics.summarize(results, plan.classes, {c.key: c.dataset for c in plan.clips})
+    summary["ci"] = bootstrap_ci(predictions, list(plan.classes), resamples=CI_RESAMPLES, seed=config.protocol.seed)
+    summary["oracle"] = oracle_summary(results, plan.classes)
     summary["export"] = train_final(trainer, plan.clips, run.backbone, out, callbacks) if config.final else None
     summary["data_number"] = int(sum(len(trainer.windows([c])) for c in plan.clips))
     summary["seconds"] = round(time.perf_counter() - started, 1)

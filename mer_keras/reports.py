@@ -74,7 +74,9 @@ def results_markdown(summary, *, experiment, pattern, n, data_number, method_nam
     folds = summary["n_folds"]
     t3 = [(pattern, n, data_number, _pct(summary["accuracy"]), "this run, pooled accuracy")]
     t3 += [(p, fn, dn, _pct(s), "paper, Table 3") for p, fn, dn, s in PAPER_TABLE3]
-    t4 = [(method_name, *(_pct(summary[k]) for k in ("accuracy", "uf1", "uar")), "this run, pooled"),
+    ci = summary.get("ci")
+    t4 = [(method_name, *(_with_ci(summary, k) for k in ("accuracy", "uf1", "uar")),
+           "this run, pooled" + (" [95 % CI]" if ci else "")),
           (method_name, *(_mean_std(summary, k) for k in ("accuracy", "uf1", "uar")),
            f"this run, mean ± std over {folds} folds")]
     t4 += [(m, _pct(a), None, None, "paper, Table 4") for m, a in PAPER_TABLE4]
@@ -91,6 +93,10 @@ def results_markdown(summary, *, experiment, pattern, n, data_number, method_nam
         "Clip-level scores. *Pooled*: over the predictions of all folds together (MEGC2019 UF1 and "
         f"UAR). *Mean ± std*: over the {folds} folds, population std (ddof=0); a fold missing a class "
         "averages UF1/UAR over the classes defined in it.",
+        *([] if not ci else ["", f"[95 % CI]: percentile interval of a bootstrap over subjects ({ci['resamples']} "
+                             f"resamples of the {ci['n_subjects']} subjects with replacement, all clips of a drawn "
+                             f"subject kept; seed {ci['seed']}). With few subjects read it as a lower bound on the "
+                             "uncertainty."]),
         "",
         "## Table 3 shape: sequence length",
         "",
@@ -118,8 +124,29 @@ def results_markdown(summary, *, experiment, pattern, n, data_number, method_nam
         "",
         *_table(("Fold", "Clips", "Accuracy", "UF1", "UAR"), per_fold),
         "",
+        *oracle_markdown(summary.get("oracle")),
     ]
     return "\n".join(lines)
+
+
+def _with_ci(summary, key) -> str:
+    ci = (summary.get("ci") or {}).get(key)
+    return _pct(summary[key]) + ("" if not ci else f" [{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]")
+
+
+def oracle_markdown(oracle) -> list:
+    """The honest figure (what we report) beside the oracle one (best test epoch per fold) and the gap."""
+    if not oracle:
+        return []
+    rows = [(name, *(_pct(oracle[name][k]) for k in ("accuracy", "uf1", "uar")), note) for name, note in (
+        ("honest", "checkpoint selected on validation subjects: quote this"),
+        ("oracle", "best epoch per test fold, chosen on the test subjects: do not quote"))]
+    rows.append(("gap", *(f"{100 * oracle['gap'][k]:+.2f} points" for k in ("accuracy", "uf1", "uar")), ""))
+    epochs = [(f["fold"], f["honest_epoch"], _pct(f["honest_accuracy"]), f["oracle_epoch"], _pct(f["oracle_accuracy"]))
+              for f in oracle["folds"]]
+    return ["## Honest and oracle (pooled)", "", f"Oracle: {oracle['how']}.", "",
+            *_table(("Figure", "Accuracy", "UF1", "UAR", ""), rows), "",
+            *_table(("Fold", "Honest epoch", "Honest accuracy", "Oracle epoch", "Oracle accuracy"), epochs), ""]
 
 
 def results_text(summary) -> str:
@@ -130,7 +157,8 @@ def results_text(summary) -> str:
     f1 = ", ".join(f"{c} {_pct(v['f1'])}" for c, v in summary["per_class"].items())
     return "\n".join([
         f"Pooled over {summary['n_folds']} folds, {summary['n']} clips: "
-        + ", ".join(f"{names[k]} {_pct(summary[k])}" for k in scores),
+        + ", ".join(f"{names[k]} {_with_ci(summary, k)}" for k in scores)
+        + (" (95 % CI, bootstrap over subjects)" if summary.get("ci") else ""),
         "Per-fold mean ± std (ddof=0): " + ", ".join(f"{names[k]} {_mean_std(summary, k)}" for k in scores),
         f"Per-class F1: {f1}",
     ])

@@ -93,8 +93,8 @@ def test_cam_peaks_in_the_region_the_prediction_depends_on(region_model, method)
         assert REGION_MASK[row, col]
         assert focus_score(cam, REGION_MASK) == pytest.approx(1.0)
     # the stem sees the whole frame (focus ~ the region's area share); the 2x2 map blurs it
-    assert layer_score(maps["stem_out"], [REGION_MASK] * 3) < 0.15
-    assert 0.1 < layer_score(maps["coarse_out"], [REGION_MASK] * 3) < 0.5
+    assert layer_score(maps["stem_out"], [REGION_MASK] * 3)[0] < 0.15
+    assert 0.1 < layer_score(maps["coarse_out"], [REGION_MASK] * 3)[0] < 0.5
 
 
 def test_cam_of_a_class_the_region_argues_against_is_empty(region_model):
@@ -205,7 +205,7 @@ def test_focus_score_refuses(cam, mask, error):
 def test_layer_score_averages_defined_frames_only():
     cams = np.stack([REGION_MASK * 1.0, np.ones((SIZE, SIZE)), np.zeros((SIZE, SIZE))])[None]  # a clip of 3
     np.testing.assert_allclose(frame_scores(cams, [REGION_MASK]), [1.0, 64 / 1024, np.nan])
-    assert layer_score(cams, [REGION_MASK]) == pytest.approx((1.0 + 64 / 1024) / 2)
+    assert layer_score(cams, [REGION_MASK]) == (pytest.approx((1.0 + 64 / 1024) / 2), 2)
 
 
 @pytest.mark.parametrize("scores, expected", [

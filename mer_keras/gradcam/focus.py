@@ -73,11 +73,11 @@ def frame_scores(cams, masks) -> np.ndarray:
                      for cam in np.reshape(sample_cams, (-1, *np.shape(mask)))])
 
 
-def layer_score(cams, masks) -> float:
-    """Mean focus over samples (and frames); undefined ones are left out (NaN if all are)."""
+def layer_score(cams, masks) -> tuple[float, int]:
+    """``(mean focus, maps with a score)`` over samples (and frames); undefined ones are left out (NaN if all are)."""
     scores = frame_scores(cams, masks)
     defined = scores[np.isfinite(scores)]
-    return float(defined.mean()) if defined.size else float("nan")
+    return (float(defined.mean()) if defined.size else float("nan")), int(defined.size)
 
 
 def chance_level(masks) -> float:

@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mer_keras.backbone import VGGFacePreprocess, gradcam_candidates, retrain_candidates
+from mer_keras.backbone import gradcam_candidates, retrain_candidates, with_preprocessing
 from mer_keras.datasets import read_frame
 from mer_keras.datasets.clip import Clip
 from mer_keras.datasets.synthetic import mask_path, read_mask
 from mer_keras.gradcam.cam import gradcam
-from mer_keras.gradcam.focus import WHOLE_FRAME, describe_layout, face_layout_mask, frame_scores
+from mer_keras.gradcam.focus import WHOLE_FRAME, describe_layout, face_layout_mask, layer_score
 from mer_keras.gradcam.graph import default_layers, is_clip_model
 from mer_keras.gradcam.sequence import sequence_cams
 
@@ -90,10 +90,8 @@ def layer_sweep(model, samples, layers=None, method="gradcam", targets=None) -> 
     masks = [s.mask for s in samples]
     sweep = {}
     for layer in layers:
-        scores = frame_scores(maps[layer], masks)
-        defined = scores[np.isfinite(scores)]
-        sweep[layer] = {"maps": maps[layer], "score": float(defined.mean()) if defined.size else float("nan"),
-                        "defined": int(defined.size)}
+        score, defined = layer_score(maps[layer], masks)
+        sweep[layer] = {"maps": maps[layer], "score": score, "defined": defined}
     return sweep
 
 
@@ -125,9 +123,7 @@ def choose_retrain_layer(backbone, clips, size, classes=None, per_class=3, seed=
     Uses no labels (the target is the mean pooled backbone feature), so any clips may be shown.
     """
     classes = sorted({c.label for c in clips}) if classes is None else list(classes)
-    frames = keras.Input((size, size, 3), name="rgb_frames")
-    model = keras.Model(frames, backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
-                        name="backbone_for_gradcam")
+    model = with_preprocessing(backbone, size, name="backbone_for_gradcam")
     samples = sample_frames(clips, classes, size, per_class=per_class, seed=seed, face_box=face_box)
     sweep = layer_sweep(model, samples, gradcam_candidates(backbone), method=method, targets=_pooled_features)
     scores = {layer: result["score"] for layer, result in sweep.items()}
