@@ -67,7 +67,15 @@ def read_frame(path, size=None) -> np.ndarray:
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise FrameReadError(f"{path}: cannot decode the image (corrupt or not an image).")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return resize_frame(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
+
+
+def resize_frame(image: np.ndarray, size=None) -> np.ndarray:
+    """``image`` at ``size`` (int or ``(height, width)``; None or equal: unchanged, same array).
+
+    INTER_AREA when shrinking (no aliasing), INTER_LINEAR otherwise: every frame the package
+    reads (dataset frames, video frames of a recording) is resized by this one rule.
+    """
     hw = _as_hw(size)
     if hw is not None and image.shape[:2] != hw:
         shrink = hw[0] * hw[1] < image.shape[0] * image.shape[1]
