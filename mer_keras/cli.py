@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from mer_keras.config import PRECISIONS, SHORT_CLIP_POLICIES, ConfigError, RunConfig
 from mer_keras.datasets.registry import LOADERS
+from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES
 from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, RNNS
 
 DESCRIPTIONS = {
@@ -58,6 +59,13 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                       help="horizontal-flip augmentation (a cached variant per window/frame)")
     data.add_argument("--rotation", type=float, default=8.0 if frame_level else 0.0,
                       help="rotation augmentation angle in degrees, +/- (0: off)")
+    data.add_argument("--face", choices=FACE_MODES, default="none",
+                      help="face preprocessing with MTCNN, one transform per clip from its first frames: none "
+                           "(whole frames, the paper's choice), crop (the face box plus a margin) or align (also "
+                           "rotated and scaled so the eyes are level at fixed places); a clip without a detected "
+                           "face keeps its whole frames (counted in config.json)")
+    data.add_argument("--face-margin", type=float, default=DEFAULT_MARGIN,
+                      help="--face crop/align: margin around the face box, as a share of its side")
     data.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
                       help="resample training windows/frames so every class has about as many as the largest")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mer_keras.datasets.short_clips import POLICIES as SHORT_CLIP_POLICIES
+from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES, MAX_MARGIN
 from mer_keras.files import read_json
 from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, EXPERIMENT_KIND, RNNS, HeadSpec
 
@@ -46,6 +47,8 @@ class DataConfig:
     flip: bool = False
     rotation: float = 0.0
     balance: bool = True
+    face: str = "none"  # none (whole frames, the paper's choice), crop or align (MTCNN, one transform per clip)
+    face_margin: float = 0.2
 
     def check(self):
         _check(32 <= self.image_size <= 1024, "--image-size", self.image_size, "between 32 and 1024")
@@ -53,6 +56,8 @@ class DataConfig:
         _check(self.synthetic_subjects >= 2, "--synthetic-subjects", self.synthetic_subjects, ">= 2")
         _check(self.short_clips in SHORT_CLIP_POLICIES, "--short-clips", self.short_clips,
                f"one of {SHORT_CLIP_POLICIES}")
+        _check(self.face in FACE_MODES, "--face", self.face, f"one of {FACE_MODES}")
+        _check(0.0 <= self.face_margin <= MAX_MARGIN, "--face-margin", self.face_margin, f"between 0 and {MAX_MARGIN}")
 
 
 @dataclass(frozen=True)
@@ -204,7 +209,8 @@ class RunConfig:
                           synthetic_subjects=o["synthetic_subjects"],
                           image_size=o["image_size"] or (112 if synthetic else 224),
                           short_clips=o["short_clips"], flip=o["flip"], rotation=float(o["rotation"]),
-                          balance=o["balance"])
+                          balance=o["balance"], face=o.get("face", "none"),
+                          face_margin=float(o.get("face_margin", DEFAULT_MARGIN)))
         protocol = ProtocolConfig(o["protocol"], o["folds"], o["validation_fraction"], o["seed"])
         units = {"frame": o.get("fc_units"), "lstm": o.get("lstm_units"),
                  "bilstm": (o["bilstm_units"],) if o.get("bilstm_units") else None}[kind]
