@@ -10,7 +10,7 @@ def _face_box(text):
     try:
         return check_face_box(text.split(","))
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error))
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

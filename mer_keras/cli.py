@@ -27,7 +27,7 @@ def _units(text: str) -> tuple:
     try:
         units = tuple(int(u) for u in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not units or min(units) < 1:
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
     return units

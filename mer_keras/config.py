@@ -15,7 +15,7 @@ from pathlib import Path
 from mer_keras.datasets.short_clips import POLICIES as SHORT_CLIP_POLICIES
 from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES, MAX_MARGIN
 from mer_keras.files import read_json
-from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, EXPERIMENT_KIND, RNNS, HeadSpec
+from mer_keras.models import DEFAULT_UNITS, EXPERIMENT_KIND, HeadSpec
 
 CONFIG_VERSION = 1
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -167,13 +167,13 @@ class RunConfig:
         """The options that change results."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_IDENTITY}
 
-    def differences(self, other: "RunConfig") -> list:
+    def differences(self, other: RunConfig) -> list:
         """``--option old -> new`` for every result-changing option that differs from ``other``."""
         return [f"{name} {before!r} -> {after!r}" for name, before, after in
                 _flat_differences(other.identity(), self.identity())]
 
     @classmethod
-    def from_dict(cls, config: dict, where="config") -> "RunConfig":
+    def from_dict(cls, config: dict, where="config") -> RunConfig:
         """A config written by ``to_dict``; a folder of another format version is refused."""
         version = config.get("config_version")
         if version != CONFIG_VERSION:
@@ -186,7 +186,7 @@ class RunConfig:
                       "model": ModelConfig(**model), "training": TrainingConfig(**parts["training"])})
 
     @classmethod
-    def from_json(cls, path) -> "RunConfig":
+    def from_json(cls, path) -> RunConfig:
         """The ``config`` of a run folder's ``config.json`` (or of the file itself)."""
         path = Path(path)
         path = path / "config.json" if path.is_dir() else path
@@ -195,7 +195,7 @@ class RunConfig:
         return cls.from_dict(read_json(path).get("config", {}), where=str(path))
 
     @classmethod
-    def from_options(cls, experiment: str, options: dict, *, gpus: bool = False) -> "RunConfig":
+    def from_options(cls, experiment: str, options: dict, *, gpus: bool = False) -> RunConfig:
         """The config of the command line's ``options`` (a plain dict), run-time defaults resolved.
 
         Image size: 224 (the paper's), 112 on synthetic data; precision ``auto``: mixed_float16 on a GPU,

@@ -158,7 +158,7 @@ class FoldResult:
                                    "seconds": self.seconds})
 
     @classmethod
-    def load(cls, folder) -> "FoldResult":
+    def load(cls, folder) -> FoldResult:
         folder = Path(folder)
         done = read_json(folder / DONE)
         return cls(done["fold"], done["test_subjects"],

@@ -1,13 +1,23 @@
-"""The run's clips: loaded from ``--data``, stretched or dropped by the short-clip policy, classes ordered."""
+"""The run's clips: loaded from ``--data``, stretched or dropped by the short-clip policy, classes ordered,
+and (``--face crop|align``) one face transform per clip."""
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from mer_keras.config import SYNTHETIC, DataConfig
 from mer_keras.datasets import load_dataset
 from mer_keras.datasets.short_clips import apply_policy, timeline
 from mer_keras.datasets.synthetic import ensure_synthetic_smic
+from mer_keras.faces import FaceNotFoundWarning, FaceTransform, clip_face_transform
+from mer_keras.files import read_json, write_json
+
+log = logging.getLogger("mer_keras")
 
 CLASS_ORDER = ("negative", "positive", "surprise", "non_micro")
 
@@ -50,3 +60,33 @@ def plan_dataset(data: DataConfig, n: int) -> DatasetPlan:
         planned = [(c, timeline(len(c), 1)) for c in clips]
         report = {"policy": "not applicable (frame level)", "shorter_than_n": 0}
     return DatasetPlan(tuple(planned), classes, root, report)
+
+
+FACES = "faces.json"  # the run's face transform per clip, found once and reused on --resume
+
+
+def find_faces(plan: DatasetPlan, data: DataConfig, out) -> tuple[dict | None, dict]:
+    """``(faces, record)``: each clip's face transform for ``--face crop|align`` (None for ``none``).
+
+    MTCNN runs on each clip's first frames once per run; ``out/faces.json`` keeps the transforms,
+    so a resumed run reuses them. A clip without a detected face keeps its whole frames (counted).
+    """
+    if data.face == "none":
+        return None, {"face": "none"}
+    path = Path(out) / FACES
+    stored = read_json(path) if path.is_file() else {}
+    faces = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FaceNotFoundWarning)
+        for clip in tqdm(plan.clips, desc=f"--face {data.face}", unit="clip", disable=len(plan.clips) < 20):
+            if clip.key in stored:
+                faces[clip.key] = FaceTransform.from_json(stored[clip.key])
+            else:
+                faces[clip.key] = clip_face_transform(clip.frames, data.face, margin=data.face_margin, name=clip.key)
+    for warning in caught:
+        log.warning("%s", warning.message)
+    write_json(path, {key: face.to_json() for key, face in faces.items()})
+    fell_back = sorted(key for key, face in faces.items() if not face.found)
+    return faces, {"face": data.face, "margin": data.face_margin, "detector": "MTCNN (mtcnn 1.0.0)",
+                   "clips": len(faces), "found": len(faces) - len(fell_back), "whole_frame_fallback": fell_back,
+                   "transforms": str(path)}

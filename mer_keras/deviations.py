@@ -12,6 +12,9 @@ def deviations(config: RunConfig, *, weights: dict, retrain_from, standardized: 
         found.append("data: built-in synthetic SMIC-like dataset, not SMIC-HS")
     if weights["source"] != "file":
         found.append(f"backbone weights: random ({weights['reason']}), not VGGFace2")
+    if d.face != "none":
+        found.append(f"faces {'cropped' if d.face == 'crop' else 'aligned'} with MTCNN (--face {d.face}, margin "
+                     f"{d.face_margin}); the paper feeds whole frames")
     if d.image_size != 224:
         found.append(f"image size {d.image_size}x{d.image_size}, not 224x224")
     if retrain_from in (None, "none"):

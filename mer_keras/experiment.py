@@ -22,7 +22,7 @@ from mer_keras.backbone import split_backbone, with_preprocessing
 from mer_keras.backbone.build import build_backbone
 from mer_keras.config import ConfigError, RunConfig
 from mer_keras.crossval import Trainer, cross_validate
-from mer_keras.dataset_plan import DatasetPlan, plan_dataset
+from mer_keras.dataset_plan import DatasetPlan, find_faces, plan_dataset
 from mer_keras.deviations import deviations
 from mer_keras.files import read_json, write_json
 from mer_keras.final_model import train_final
@@ -129,8 +129,9 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     retrain_from, choice = choose_retrain_from(config, backbone, plan, out)
     prefix, suffix = split_backbone(backbone, retrain_from)
     variants = variant_names(config.data.flip, config.data.rotation)
-    cache = build_frame_cache(build_frame_table(plan.planned), with_preprocessing(prefix, size), size, variants,
-                              cache_dir=config.cache_dir, weights=weights, progress=config.verbose > 0)
+    faces, face_record = find_faces(plan, config.data, out)
+    cache = build_frame_cache(build_frame_table(plan.planned, faces), with_preprocessing(prefix, size), size,
+                              variants, cache_dir=config.cache_dir, weights=weights, progress=config.verbose > 0)
     trainer = Trainer(config, plan.classes, cache, suffix, tuple(suffix.get_weights()) if suffix else ())
     found = deviations(config, weights=weights, retrain_from=retrain_from, standardized=trainer.standardize,
                        variants=variants)
@@ -143,7 +144,7 @@ def prepare_run(config: RunConfig) -> PreparedRun:
                   "note": "fold k trains with seed + k, the final model with seed + 1000; "
                           "keras.utils.set_random_seed(seed) at start"},
         "backbone_split": {"retrain_from": retrain_from, "auto": choice},
-        "short_clips": plan.short_report, "frame_cache": cache.record(), "folds": fold_counts(trainer, folds),
+        "short_clips": plan.short_report, "faces": face_record, "frame_cache": cache.record(), "folds": fold_counts(trainer, folds),
         "deviations_from_paper": found,
     }
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})

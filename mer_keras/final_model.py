@@ -49,8 +49,9 @@ def _first_windows(trainer: Trainer, clips, count):
 
 def sample_inputs(trainer: Trainer, clips, count=4) -> np.ndarray:
     """Raw float32 frames of the first window of up to ``count`` clips, as the exported model takes them."""
-    size, frames = trainer.config.data.image_size, trainer.cache.table.frames
-    windows = np.stack([[load_frame(frames[r], size) for r in rows] for rows in _first_windows(trainer, clips, count)])
+    size, table = trainer.config.data.image_size, trainer.cache.table
+    windows = np.stack([[load_frame(table.frames[r], size, table.face(r)) for r in rows]
+                        for rows in _first_windows(trainer, clips, count)])
     return (windows[:, 0] if trainer.config.kind == "frame" else windows).astype(np.float32)
 
 

@@ -44,7 +44,9 @@ def seeds_markdown(config: RunConfig, summary: dict, results) -> str:
              f"(ddof={summary['std_ddof']}).", "", "| seed | accuracy | UF1 | UAR |", "| --- | --- | --- | --- |"]
     lines += [f"| {seed} | " + " | ".join(with_ci(r, k) for k in ("accuracy", "uf1", "uar")) + " |"
               for seed, r in zip(summary["seeds"], results)]
-    spread = [summary[k] for k in ("accuracy", "uf1", "uar")]
-    lines.append("| mean ± std | " + " | ".join(
-        f"{pct(s['mean'])} ± {'—' if s['std'] is None else f'{100 * s['std']:.2f}'}" for s in spread) + " |")
+    def spread(key):
+        mean, std = summary[key]["mean"], summary[key]["std"]
+        return pct(mean) + " ± " + ("—" if std is None else f"{100 * std:.2f}")
+
+    lines.append("| mean ± std | " + " | ".join(spread(k) for k in ("accuracy", "uf1", "uar")) + " |")
     return "\n".join(lines) + "\n"

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-
-import numpy as np
 
 from mer_keras.files import save_figure, write_json, write_text
 from mer_keras.plots import confusion_figure, curves_figure

@@ -8,8 +8,9 @@ import sys
 import h5py
 import pytest
 
-from backbone_fixtures import random_values, write_keras2_weights
 from mer_keras.backbone import VGGFaceResNet50
+
+from backbone_fixtures import random_values, write_keras2_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF_PYTHON = os.environ.get("MER_REF_PYTHON", "/tmp/refvenv/bin/python")

@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 
-from backbone_fixtures import random_values, write_keras2_weights
 from mer_keras.backbone import (
     VGGFaceResNet50,
     WeightsError,
@@ -20,6 +19,8 @@ from mer_keras.backbone import (
     vggface_resnet50,
 )
 from mer_keras.backbone import weights as weights_module
+
+from backbone_fixtures import random_values, write_keras2_weights
 
 TINY = dict(blocks=(1, 2, 1, 1), width=1 / 16, input_shape=(64, 64, 3))
 NOTOP_FILE = "rcmalli_vggface_tf_notop_resnet50.h5"

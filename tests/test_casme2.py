@@ -9,8 +9,15 @@ from mer_keras.datasets.__main__ import main
 from mer_keras.datasets.casme2 import subject_folder
 from mer_keras.datasets.frames import frame_number
 
-from sheet_fixtures import (changed_rows, CASME2_HEADER, CASME2_ROWS, CASME2_SHEET, build_casme2, casme2_cells,
-                            write_sheet)
+from sheet_fixtures import (
+    CASME2_HEADER,
+    CASME2_ROWS,
+    CASME2_SHEET,
+    build_casme2,
+    casme2_cells,
+    changed_rows,
+    write_sheet,
+)
 
 # clip_id -> (subject, label, onset-offset: (first, last), (onset, apex, offset),
 #                               all: (first, last), (onset, apex, offset))

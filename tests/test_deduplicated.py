@@ -78,9 +78,9 @@ def test_predictions_equal_and_training_reaches_the_per_window_model(encoder, wi
 def test_training_batches_walk_clip_by_clip_and_cover_the_balanced_epoch(windows, features):
     dataset, count = make_deduplicated_dataset(features, windows, 3, 8, training=True)
     assert count == 32 and dataset.cardinality() == 4  # 16 windows per class after balancing (14 -> 16)
-    for epoch in range(2):
+    for _ in range(2):  # two epochs
         labels = []
-        for (frames, index), y in dataset:
+        for (frames, _), y in dataset:
             labels += np.argmax(y, 1).tolist()
             assert frames.shape[0] <= 20 < 8 * N  # the frames of one clip, not 8 windows' worth
         assert sorted(labels) == [0] * 16 + [1] * 16

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from mer_keras.backbone import VGGFacePreprocess, gradcam_candidates, vggface_resnet50
+from mer_keras.backbone import gradcam_candidates, vggface_resnet50
 from mer_keras.datasets.clip import Clip
 from mer_keras.gradcam import (
     Sample,
@@ -19,7 +19,7 @@ from mer_keras.gradcam import (
     layer_sweep,
     sequence_cams,
 )
-from mer_keras.models import FramewiseTimeDistributed, HeadSpec, build_head, compose
+from mer_keras.models import FramewiseTimeDistributed, HeadSpec, build_head
 
 SIZE = 32
 REGION = (slice(4, 12), slice(18, 26))  # rows, columns: the only pixels the prediction depends on

@@ -4,8 +4,6 @@ from collections import Counter
 from functools import partial
 
 import pytest
-from conftest import build_smic
-from sheet_fixtures import CASME2_HEADER, CASME2_SHEET, SAMM_SHEET, build_casme2, build_samm
 
 from mer_keras.datasets import (
     MEGC2019_MAPPING,
@@ -19,6 +17,9 @@ from mer_keras.datasets import (
 )
 from mer_keras.datasets.__main__ import main
 from mer_keras.datasets.megc2019 import MEGC2019_CLASSES
+
+from conftest import build_smic
+from sheet_fixtures import CASME2_HEADER, CASME2_SHEET, SAMM_SHEET, build_casme2, build_samm
 
 # The fabricated sources (conftest.SMIC_SPEC, sheet_fixtures) by the label mapping alone:
 # clip key in the composite -> composite label

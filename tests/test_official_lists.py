@@ -15,8 +15,6 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
-from conftest import write_frames
-from sheet_fixtures import write_image
 
 from mer_keras.datasets import (
     DatasetError,
@@ -30,6 +28,9 @@ from mer_keras.datasets import (
 )
 from mer_keras.datasets.__main__ import main
 from mer_keras.datasets.sheets import parse_int, read_sheet
+
+from conftest import write_frames
+from sheet_fixtures import write_image
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGED = REPO / "mer_keras" / "datasets" / "official" / "megc2019_composite_442.csv"

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from video_fixtures import moving_frames, read_video, write_folder, write_video
 
 from mer_keras.predict import (
     THUMBNAIL_CANDIDATES,
@@ -18,6 +17,8 @@ from mer_keras.predict import (
     window_count,
 )
 from mer_keras.recordings import RecordingError, resampled_length
+
+from video_fixtures import moving_frames, read_video, write_folder, write_video
 
 CLASSES = ["negative", "positive", "surprise", "non_micro"]
 N, SIZE = 13, 32

@@ -5,7 +5,6 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-from video_fixtures import moving_frames, read_video, write_folder, write_video
 
 from mer_keras.datasets.frames import read_frame, resize_frame
 from mer_keras.datasets.short_clips import blend, timeline
@@ -17,6 +16,8 @@ from mer_keras.recordings import (
     resampled_length,
     stream_recording,
 )
+
+from video_fixtures import moving_frames, read_video, write_folder, write_video
 
 
 def _all(stream):

@@ -4,10 +4,10 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mer_keras import files, reports
+
 from test_metrics import summarize_predictions
 
 CLASSES = ["negative", "positive", "surprise"]

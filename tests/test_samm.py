@@ -8,8 +8,16 @@ from mer_keras.datasets.__main__ import main
 from mer_keras.datasets.frames import frame_number
 from mer_keras.datasets.samm import subject_folder
 
-from sheet_fixtures import (changed_rows, SAMM_HEADER, SAMM_PREAMBLE_LINES, SAMM_ROWS, SAMM_SHEET, build_samm,
-                            samm_cells, write_sheet)
+from sheet_fixtures import (
+    SAMM_HEADER,
+    SAMM_PREAMBLE_LINES,
+    SAMM_ROWS,
+    SAMM_SHEET,
+    build_samm,
+    changed_rows,
+    samm_cells,
+    write_sheet,
+)
 
 # clip_id -> (subject, label, onset-offset: (first, last), (onset, apex, offset),
 #                               all: (first, last), (onset, apex, offset))

@@ -9,11 +9,16 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from mer_keras.datasets import synthetic
 from mer_keras.datasets.clip import Clip, DatasetError
 from mer_keras.datasets.frames import frame_number, read_frames
-from mer_keras.datasets import synthetic
 from mer_keras.datasets.synthetic import (
-    ensure_synthetic_smic, make_synthetic_smic, mask_path, plan_clips, read_mask, synthetic_root,
+    ensure_synthetic_smic,
+    make_synthetic_smic,
+    mask_path,
+    plan_clips,
+    read_mask,
+    synthetic_root,
 )
 
 LABELS = ("negative", "positive", "surprise", "non_micro")

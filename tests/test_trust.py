@@ -68,9 +68,8 @@ def test_oracle_is_chosen_on_the_test_scores_and_changes_nothing_honest(runs):
     for fold in (0, 1):
         with h5py.File(with_oracle / f"fold_{fold}" / "best.weights.h5") as a, \
                 h5py.File(without / f"fold_{fold}" / "best.weights.h5") as b:
-            arrays = []
-            a.visititems(lambda name, obj: arrays.append(name) if isinstance(obj, h5py.Dataset) else None)
-            assert arrays and all(np.array_equal(a[n][()], b[n][()]) for n in arrays)
+            names = _datasets(a)
+            assert names and names == _datasets(b) and all(np.array_equal(a[n][()], b[n][()]) for n in names)
         assert not (without / f"fold_{fold}" / "epoch_predictions.csv").exists()
     results = json.loads((with_oracle / "results.json").read_text())
     assert json.loads((without / "results.json").read_text())["oracle"] is None
@@ -88,6 +87,12 @@ def test_oracle_is_chosen_on_the_test_scores_and_changes_nothing_honest(runs):
         assert honest["predicted"].tolist() == at_selected["predicted"].tolist()
     assert all(oracle["gap"][k] == pytest.approx(oracle["oracle"][k] - oracle["honest"][k]) for k in oracle["gap"])
     assert oracle["gap"]["accuracy"] >= 0 and "## Honest and oracle" in (with_oracle / "results.md").read_text()
+
+
+def _datasets(h5):
+    names = []
+    h5.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return names
 
 
 def test_seeds_write_the_spread_over_seeds(runs):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 class DatasetError(ValueError):
@@ -23,9 +22,9 @@ class Clip:
     label: str
     frames: tuple
     fps: float
-    onset: Optional[int] = None
-    apex: Optional[int] = None
-    offset: Optional[int] = None
+    onset: int | None = None
+    apex: int | None = None
+    offset: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.frames, tuple):

@@ -25,7 +25,11 @@ from tqdm import tqdm
 
 from mer_keras.datasets.clip import Clip, DatasetError
 from mer_keras.datasets.synthetic_faces import (
-    CLASS_ACTION_UNITS, displacement_field, eyelid_alpha, render_face, sample_identity,
+    CLASS_ACTION_UNITS,
+    displacement_field,
+    eyelid_alpha,
+    render_face,
+    sample_identity,
 )
 from mer_keras.paths import user_cache_base
 

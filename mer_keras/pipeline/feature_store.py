@@ -45,9 +45,9 @@ def choose_storage(cache_dir, nbytes: int):
 
 
 def _frames_digest(table) -> str:
-    """sha256 over every frame's files (absolute path, size, mtime_ns) and interpolation weight."""
+    """sha256 over every frame's files (absolute path, size, mtime_ns), interpolation weight and face transform."""
     digest, seen = hashlib.sha256(), {}
-    for path_a, path_b, t in table.frames:
+    for row, (path_a, path_b, t) in enumerate(table.frames):
         for path in (path_a, path_b) if t else (path_a,):
             if path not in seen:
                 try:
@@ -57,6 +57,9 @@ def _frames_digest(table) -> str:
                 seen[path] = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
             digest.update(seen[path].encode() + b"\n")
         digest.update(f"t={float(t)!r}\n".encode())
+        face = table.face(row)
+        if face is not None:
+            digest.update(f"face={face.key()}\n".encode())
     return digest.hexdigest()
 
 

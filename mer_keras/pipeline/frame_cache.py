@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from mer_keras.datasets.frames import read_frame
 from mer_keras.datasets.short_clips import blend
+from mer_keras.faces import apply_face
 from mer_keras.pipeline.augment import apply_variant
 from mer_keras.pipeline.feature_store import DiskFeatures, cache_key, cached_features, choose_storage
 from mer_keras.pipeline.windows import FrameTable
@@ -25,11 +26,18 @@ from mer_keras.pipeline.windows import FrameTable
 log = logging.getLogger("mer_keras")
 
 
-def load_frame(key, size) -> np.ndarray:
-    """The float32 RGB image of a frame-table entry ``(path_a, path_b, t)`` at ``size``."""
+def load_frame(key, size, face=None) -> np.ndarray:
+    """The float32 RGB image of a frame-table entry ``(path_a, path_b, t)`` at ``size``.
+
+    ``face``: the clip's face transform (``--face crop|align``), applied before resizing.
+    """
     path_a, path_b, t = key
-    image = read_frame(path_a, size).astype(np.float32)
-    return blend(image, read_frame(path_b, size), t) if t else image
+
+    def read(path):
+        return read_frame(path, size) if face is None else apply_face(read_frame(path), face, size)
+
+    image = read(path_a).astype(np.float32)
+    return blend(image, read(path_b), t) if t else image
 
 
 def compute_features(encoder, table, size, variants=("identity",), batch_size=32,
@@ -56,8 +64,8 @@ def _compute(encoder, table, size, variants, batch_size, progress, allocate):
 
     def decode(step):
         v, start = step
-        return np.stack([apply_variant(load_frame(k, size), variants[v])
-                         for k in table.frames[start:start + batch_size]])
+        return np.stack([apply_variant(load_frame(table.frames[row], size, table.face(row)), variants[v])
+                         for row in range(start, min(start + batch_size, len(table)))])
 
     bar = tqdm(total=len(table) * len(variants), unit="frame", desc="frozen features",
                disable=not progress)

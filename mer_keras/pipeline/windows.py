@@ -18,10 +18,12 @@ class FrameTable:
     """Distinct frames of a set of clips and, per clip key, the rows of its frames in order.
 
     A frame is ``(path_a, path_b, t)``: the image ``(1 - t) * a + t * b`` (``t == 0``: just ``a``).
+    ``faces`` holds each row's face transform (``--face crop|align``), or is empty for whole frames.
     """
 
     frames: tuple
     clip_rows: dict
+    faces: tuple = ()
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -30,10 +32,17 @@ class FrameTable:
     def interpolated(self) -> int:
         return sum(1 for _, _, t in self.frames if t)
 
+    def face(self, row):
+        """The face transform of frame ``row`` (None: the whole frame)."""
+        return self.faces[row] if self.faces else None
 
-def build_frame_table(planned_clips) -> FrameTable:
-    """Index the frames of ``(clip, plan)`` pairs, where a plan comes from ``short_clips.timeline``."""
-    rows, frames, clip_rows = {}, [], {}
+
+def build_frame_table(planned_clips, faces=None) -> FrameTable:
+    """Index the frames of ``(clip, plan)`` pairs, where a plan comes from ``short_clips.timeline``.
+
+    ``faces`` maps a clip key to the face transform its frames get (none: whole frames).
+    """
+    rows, frames, clip_rows, transforms = {}, [], {}, []
     for clip, plan in planned_clips:
         ids = []
         for a, b, t in plan:
@@ -41,9 +50,11 @@ def build_frame_table(planned_clips) -> FrameTable:
             if key not in rows:
                 rows[key] = len(frames)
                 frames.append(key)
+                if faces:
+                    transforms.append(faces[clip.key])
             ids.append(rows[key])
         clip_rows[clip.key] = np.asarray(ids, dtype=np.int32)
-    return FrameTable(tuple(frames), clip_rows)
+    return FrameTable(tuple(frames), clip_rows, tuple(transforms))
 
 
 def sliding_windows(rows: np.ndarray, n: int) -> np.ndarray:
