@@ -20,9 +20,10 @@ from mer_keras.models import DEFAULT_UNITS, EXPERIMENT_KIND, HeadSpec
 CONFIG_VERSION = 1
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 PROTOCOLS = ("kfold", "loso")
-BACKBONES = ("resnet50", "tiny")
+BACKBONES = ("resnet50", "tiny", "none")
 SYNTHETIC = "synthetic"
-PATTERN = {"frame": "VGGFace2 (frames)", "lstm": "3-Layer-{rnn}", "bilstm": "Bi-{rnn}"}
+PATTERN = {"frame": "VGGFace2 (frames)", "lstm": "3-Layer-{rnn}", "bilstm": "Bi-{rnn}", "ststnet": "STSTNet",
+           "offapexnet": "OFF-ApexNet"}
 
 
 class ConfigError(ValueError):
@@ -49,6 +50,8 @@ class DataConfig:
     balance: bool = True
     face: str = "none"  # none (whole frames, the paper's choice), crop or align (MTCNN, one transform per clip)
     face_margin: float = 0.2
+    apex: str = "flow"  # flow baselines, clips without a coded apex: largest motion from the onset, or middle
+    flow_size: int = 28  # flow baselines: side of the u, v, strain images
 
     def check(self):
         _check(32 <= self.image_size <= 1024, "--image-size", self.image_size, "between 32 and 1024")
@@ -58,6 +61,8 @@ class DataConfig:
                f"one of {SHORT_CLIP_POLICIES}")
         _check(self.face in FACE_MODES, "--face", self.face, f"one of {FACE_MODES}")
         _check(0.0 <= self.face_margin <= MAX_MARGIN, "--face-margin", self.face_margin, f"between 0 and {MAX_MARGIN}")
+        _check(self.apex in APEX_ESTIMATES, "--apex", self.apex, f"one of {APEX_ESTIMATES}")
+        _check(8 <= self.flow_size <= 256, "--flow-size", self.flow_size, "between 8 and 256")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class ModelConfig:
 
     def check(self):
         _check(self.backbone in BACKBONES, "--backbone", self.backbone, f"one of {BACKBONES}")
+        _check((self.backbone == "none") == (self.head.kind in FLOW_KINDS), "--backbone", self.backbone,
+               "none for the flow baselines, resnet50 or tiny otherwise")
         _check(self.n >= 1, "--n", self.n, ">= 1")
         if self.head.kind != "frame" and self.head.clip_features in ("motion", "relative"):
             _check(self.n >= 2, "--n", self.n, f">= 2 with --clip-features {self.head.clip_features} (motion and "
@@ -141,6 +148,8 @@ class RunConfig:
         if self.model.head.kind != EXPERIMENT_KIND[self.experiment]:
             raise ConfigError(f"{self.experiment} needs a {EXPERIMENT_KIND[self.experiment]} head. "
                               f"Received: {self.model.head.kind}")
+        if self.kind in FLOW_KINDS and self.data.face != "none":
+            raise ConfigError(f"{self.experiment} computes its flow on whole frames. Received: --face {self.data.face}")
 
     @property
     def kind(self) -> str:
@@ -149,7 +158,7 @@ class RunConfig:
     @property
     def n(self) -> int:
         """Frames per sample: the window length, 1 for the frame model."""
-        return 1 if self.kind == "frame" else self.model.n
+        return 1 if self.model.head.single else self.model.n
 
     @property
     def pattern(self) -> str:
@@ -210,18 +219,21 @@ class RunConfig:
                           image_size=o["image_size"] or (112 if synthetic else 224),
                           short_clips=o["short_clips"], flip=o["flip"], rotation=float(o["rotation"]),
                           balance=o["balance"], face=o.get("face", "none"),
-                          face_margin=float(o.get("face_margin", DEFAULT_MARGIN)))
+                          face_margin=float(o.get("face_margin", DEFAULT_MARGIN)), apex=o.get("apex", "flow"),
+                          flow_size=o.get("flow_size", 28))
         protocol = ProtocolConfig(o["protocol"], o["folds"], o["validation_fraction"], o["seed"])
         units = {"frame": o.get("fc_units"), "lstm": o.get("lstm_units"),
-                 "bilstm": (o["bilstm_units"],) if o.get("bilstm_units") else None}[kind]
+                 "bilstm": (o["bilstm_units"],) if o.get("bilstm_units") else None,
+                 "ststnet": o.get("stream_filters"), "offapexnet": o.get("fc_units")}[kind]
         try:
             head = HeadSpec(kind, units or DEFAULT_UNITS[kind], rnn=o.get("rnn", "lstm"),
                             clip_features=o.get("clip_features", "raw"), dropout=o["dropout"],
-                            standardize=o["standardize"])
+                            standardize=o.get("standardize", False))
         except ValueError as error:
             raise ConfigError(_option_names(str(error))) from None
-        n = 1 if kind == "frame" else o["n"]
-        model = ModelConfig(o["backbone"], o["weights"], o["retrain_from"], head, n, o.get("deduplicate", True))
+        n = 1 if head.single else o["n"]
+        model = ModelConfig(o.get("backbone", "none"), o.get("weights", "none"), o.get("retrain_from", "none"), head, n,
+                            o.get("deduplicate", True))
         precision = o["precision"]
         if precision == "auto":
             precision = "mixed_float16" if gpus else "float32"

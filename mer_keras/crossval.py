@@ -142,12 +142,16 @@ class FoldResult:
     epoch_predictions: pd.DataFrame | None = None  # test predictions after every epoch (oracle report only)
 
     @property
+    def validated(self) -> bool:
+        """Whether the checkpoint was selected on validation subjects (not: a fold with one training subject)."""
+        return "val_loss" in self.history and bool(self.history["val_loss"].notna().any())
+
+    @property
     def selected_epoch(self) -> int | None:
-        """The epoch whose weights were kept: lowest validation loss, else lowest training loss (1-based)."""
-        for key in ("val_loss", "loss"):
-            if key in self.history and self.history[key].notna().any():
-                return int(np.nanargmin(self.history[key].to_numpy(float))) + 1
-        return None
+        """The epoch whose weights were kept (1-based): lowest validation loss, else the last epoch."""
+        if self.validated:
+            return int(np.nanargmin(self.history["val_loss"].to_numpy(float))) + 1
+        return len(self.history) or None
 
     def save(self, folder) -> None:
         folder = Path(folder)
@@ -155,6 +159,8 @@ class FoldResult:
         write_json(folder / DONE, {"fold": self.fold, "test_subjects": self.test_subjects, "metrics": self.metrics,
                                    "training_samples_per_epoch": self.training_samples_per_epoch,
                                    "epochs_run": len(self.history), "selected_epoch": self.selected_epoch,
+                                   "selected_by": "lowest validation loss" if self.validated else
+                                   "no validation subjects (one training subject): last epoch of the fixed budget",
                                    "seconds": self.seconds})
 
     @classmethod

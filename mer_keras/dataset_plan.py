@@ -56,6 +56,9 @@ def plan_dataset(data: DataConfig, n: int) -> DatasetPlan:
     classes = class_names(clips)
     if n > 1:
         planned, report = apply_policy(clips, n, data.short_clips)
+        if report["shorter_than_n"] > len(clips) / 2:
+            log.warning("--n %d is longer than %d of the %d clips: they are %s (stretched up to x%.1f)", n,
+                        report["shorter_than_n"], len(clips), report["action"], report["largest_stretch"])
     else:
         planned = [(c, timeline(len(c), 1)) for c in clips]
         report = {"policy": "not applicable (frame level)", "shorter_than_n": 0}

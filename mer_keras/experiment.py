@@ -30,6 +30,7 @@ from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe
 from mer_keras.machine import library_versions, machine, package_commit
 from mer_keras.oracle import oracle_summary
 from mer_keras.pipeline.augment import variant_names
+from mer_keras.pipeline.feature_store import frames_digest
 from mer_keras.pipeline.frame_cache import build_frame_cache
 from mer_keras.pipeline.windows import balanced_indices, build_frame_table
 from mer_keras.protocols import make_folds
@@ -130,10 +131,12 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     prefix, suffix = split_backbone(backbone, retrain_from)
     variants = variant_names(config.data.flip, config.data.rotation)
     faces, face_record = find_faces(plan, config.data, out)
-    cache = build_frame_cache(build_frame_table(plan.planned, faces), with_preprocessing(prefix, size), size,
-                              variants, cache_dir=config.cache_dir, weights=weights, progress=config.verbose > 0)
-    trainer = Trainer(config, plan.classes, cache, suffix, tuple(suffix.get_weights()) if suffix else ())
-    found = deviations(config, weights=weights, retrain_from=retrain_from, standardized=trainer.standardize,
+    table = build_frame_table(plan.planned, faces)
+    identity = run_identity(plan, folds, table, weights)
+    if config.resume:
+        check_same_data(out / "config.json", identity)
+    standardized = config.model.head.standardize and suffix is None
+    found = deviations(config, weights=weights, retrain_from=retrain_from, standardized=standardized,
                        variants=variants)
     record = {
         "versions": library_versions(), "machine": machine(), "code": package_commit(),
@@ -144,11 +147,46 @@ def prepare_run(config: RunConfig) -> PreparedRun:
                   "note": "fold k trains with seed + k, the final model with seed + 1000; "
                           "keras.utils.set_random_seed(seed) at start"},
         "backbone_split": {"retrain_from": retrain_from, "auto": choice},
-        "short_clips": plan.short_report, "faces": face_record, "frame_cache": cache.record(), "folds": fold_counts(trainer, folds),
+        "short_clips": plan.short_report, "faces": face_record, "identity": identity,
         "deviations_from_paper": found,
     }
+    write_json(out / "config.json", {"config": config.to_dict(), "record": record})  # before the long caching
+    cache = build_frame_cache(table, with_preprocessing(prefix, size), size, variants, cache_dir=config.cache_dir,
+                              weights=weights, progress=config.verbose > 0)
+    trainer = Trainer(config, plan.classes, cache, suffix, tuple(suffix.get_weights()) if suffix else ())
+    record.update({"frame_cache": cache.record(), "folds": fold_counts(trainer, folds)})
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})
     return PreparedRun(out, plan, folds, backbone, trainer, record)
+
+
+def run_identity(plan: DatasetPlan, folds, table, weights) -> dict:
+    """What the run computes on besides its options: the clips, their frame files, the folds, the weights."""
+    return {"clips": [f"{c.key}|{c.label}|{len(c)}" for c in plan.clips],
+            "frames_sha256": frames_digest(table),
+            "folds": [fold.subjects("test") for fold in folds],
+            "weights_sha256": weights.get("sha256")}
+
+
+def check_same_data(previous_path: Path, identity: dict) -> None:
+    """``--resume`` on other data (clips added, removed or relabelled, frame files changed, other folds) is refused."""
+    before = read_json(previous_path)["record"].get("identity")
+    if before is None:  # killed before its record was written: nothing to compare, nothing trained yet
+        return
+    problems = []
+    old, new = set(before["clips"]), set(identity["clips"])
+    if old != new:
+        gone, added = sorted(old - new), sorted(new - old)
+        problems.append(f"clips differ ({len(gone)} gone or changed, e.g. {gone[:3]}; {len(added)} new or changed, "
+                        f"e.g. {added[:3]})")
+    elif before["frames_sha256"] != identity["frames_sha256"]:
+        problems.append("frame files changed (paths, sizes or modification times)")
+    if before["folds"] != identity["folds"]:
+        problems.append("the folds' test subjects differ")
+    if before["weights_sha256"] != identity["weights_sha256"]:
+        problems.append(f"weights differ (sha256 {before['weights_sha256']} -> {identity['weights_sha256']})")
+    if problems:
+        raise ConfigError(f"{previous_path}: --resume on data that changed since the run began: {'; '.join(problems)}. "
+                          "Start a new run folder.")
 
 
 def run_experiment(config: RunConfig, callbacks=()) -> dict:

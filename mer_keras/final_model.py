@@ -25,7 +25,8 @@ EXPORT = "export.json"  # written last: its presence marks a finished final mode
 
 def exported_model(head: keras.Model, backbone: keras.Model, size: int, name: str) -> keras.Model:
     """Raw RGB frames -> VGGFace2 preprocessing -> ``backbone`` -> ``head``: the deployable model."""
-    return compose(head, with_preprocessing(backbone, size, name="frame_encoder_model"), (size, size, 3), name=name)
+    return compose(head, with_preprocessing(backbone, size, name="frame_encoder_model"), (size, size, 3), name=name,
+                   check_input=True)
 
 
 def train_final(trainer: Trainer, clips, backbone, out, callbacks=()) -> dict:

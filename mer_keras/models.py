@@ -13,16 +13,22 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
+import tensorflow as tf  # CheckInput's assertions: the package runs on the TensorFlow backend
 from keras import layers, ops
 
-KINDS = ("frame", "lstm", "bilstm")
-EXPERIMENT_KIND = {"exp1": "frame", "exp2": "lstm", "exp3": "bilstm"}
+from mer_keras.flow.networks import OffApexNet, STSTNet
+
+KINDS = ("frame", "lstm", "bilstm", "ststnet", "offapexnet")
+EXPERIMENT_KIND = {"exp1": "frame", "exp2": "lstm", "exp3": "bilstm", "ststnet": "ststnet", "offapexnet": "offapexnet"}
+FLOW_KINDS = ("ststnet", "offapexnet")  # optical-flow baselines: one onset-to-apex flow image per clip
+SINGLE_KINDS = ("frame", *FLOW_KINDS)  # heads that see one image per sample, not a window of frames
 RNNS = ("lstm", "gru")
 # What clip models feed their recurrent layers per frame: the pooled features (the paper), the pooled
 # features minus the window's first frame's, or how much each unpooled feature map moved from that frame.
 CLIP_FEATURES = ("raw", "relative", "motion")
 # Layer sizes of each head: fc1, fc2 (fc3 is the classifier) / stacked layers / units per direction.
-DEFAULT_UNITS = {"frame": (512, 128), "lstm": (128, 64, 32), "bilstm": (64,)}
+DEFAULT_UNITS = {"frame": (512, 128), "lstm": (128, 64, 32), "bilstm": (64,), "ststnet": (3, 5, 8),
+                 "offapexnet": (1024, 1024)}  # STSTNet: filters per stream; OFF-ApexNet: fully connected
 VARIANCE_FLOOR = 1e-3  # standardization: no feature's variance below this share of the mean variance
 
 
@@ -89,6 +95,36 @@ class GatherFrames(layers.Layer):
         return (*index, *frames[1:])
 
 
+@keras.saving.register_keras_serializable(package="mer_keras")
+class CheckInput(layers.Layer):
+    """Refuses input of another shape than ``(batch, *shape)`` or with NaN/inf, saying what it expects.
+
+    In front of the exported model: a SavedModel signature does not check shapes itself, and a wrong
+    N or frame size would otherwise fail deep inside with a reshape error (or NaN give plausible answers).
+    """
+
+    def __init__(self, shape, what="frames", **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.shape, self.what = tuple(int(d) for d in shape), what
+
+    def call(self, inputs):
+        expected = ", ".join(map(str, self.shape))
+        checks = [tf.debugging.assert_equal(
+            tf.shape(inputs)[1:], tf.constant(self.shape, tf.int32),
+            message=f"{self.name}: expected {self.what} of shape (batch, {expected}), float32 RGB 0-255. "
+                    "Received a tensor whose shape after the batch axis is"),
+            tf.debugging.assert_all_finite(inputs, f"{self.name}: {self.what} hold NaN or infinite values")]
+        with tf.control_dependencies(checks):
+            return tf.identity(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "shape": list(self.shape), "what": self.what}
+
+
 def _choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"`{name}` must be one of {allowed}. Received: {name}={value!r}")
@@ -116,11 +152,16 @@ class HeadSpec:
             raise ValueError(f"`units` must be positive layer sizes (one for a bidirectional head). "
                              f"Received: units={self.units!r}")
         object.__setattr__(self, "units", units)
-        if self.kind == "frame" and self.clip_features != "raw":
-            raise ValueError(f"A frame model sees single frames: `clip_features` must be 'raw'. "
+        if self.kind in SINGLE_KINDS and self.clip_features != "raw":
+            raise ValueError(f"A {self.kind} model sees single images: `clip_features` must be 'raw'. "
                              f"Received: clip_features={self.clip_features!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={self.dropout}")
+
+    @property
+    def single(self) -> bool:
+        """True for heads that see one image per sample (frames, flow images), not windows."""
+        return self.kind in SINGLE_KINDS
 
     @property
     def pooling(self):
@@ -138,11 +179,20 @@ def build_head(spec: HeadSpec, num_classes: int, feature_shape, n: int | None = 
     """
     if num_classes < 2:
         raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
-    if spec.kind != "frame" and (n is None or n < 1):
+    if not spec.single and (n is None or n < 1):
         raise ValueError(f"Clip heads need a window length `n` >= 1. Received: n={n}")
     if spec.standardize and standardize_on is None:
         raise ValueError("A standardized head needs training features to adapt on. Received: standardize_on=None")
     feature_shape = tuple(feature_shape)
+    if spec.kind in FLOW_KINDS:
+        if spec.standardize:
+            raise ValueError(f"The {spec.kind} baseline takes the flow as its paper does: no standardization. "
+                             "Received: standardize=True")
+        if spec.kind == "ststnet":
+            return STSTNet(num_classes, feature_shape, filters=spec.units, dropout=spec.dropout,
+                           name=spec.name or "ststnet")
+        return OffApexNet(num_classes, feature_shape, units=spec.units, dropout=spec.dropout,
+                          name=spec.name or "off_apexnet")
     frame = spec.kind == "frame"
     inputs = keras.Input(feature_shape if frame else (n, *feature_shape), name="frames" if frame else "clips")
     x = inputs
@@ -188,19 +238,22 @@ def _adapt(standardization, motion, samples, frame: bool):
     standardization.finalize_state()
 
 
-def compose(head: keras.Model, encoder=None, input_shape=None, name=None) -> keras.Model:
+def compose(head: keras.Model, encoder=None, input_shape=None, name=None, check_input=False) -> keras.Model:
     """``encoder`` (per frame; time folded into the batch for clip heads) then ``head``, sharing both.
 
     ``input_shape`` is one frame's input to the encoder (raw ``(H, W, 3)`` or cached features);
-    without an encoder the head itself is the model.
+    without an encoder the head itself is the model. ``check_input`` puts a ``CheckInput`` in front.
     """
-    if encoder is None:
+    if encoder is None and not check_input:
         return head
     clip = len(head.inputs[0].shape) > 2 and head.inputs[0].name == "clips"
     n = head.inputs[0].shape[1] if clip else None
-    inputs = keras.Input(tuple(input_shape) if not clip else (n, *input_shape), name="clips" if clip else "frames")
-    x = FramewiseTimeDistributed(encoder, name="frame_encoder")(inputs) if clip else encoder(inputs)
-    return keras.Model(inputs, head(x), name=name or f"{head.name}_on_{encoder.name}")
+    shape = tuple(input_shape) if not clip else (n, *input_shape)
+    inputs = keras.Input(shape, name="clips" if clip else "frames")
+    x = CheckInput(shape, "clips" if clip else "frames", name="check_input")(inputs) if check_input else inputs
+    if encoder is not None:
+        x = FramewiseTimeDistributed(encoder, name="frame_encoder")(x) if clip else encoder(x)
+    return keras.Model(inputs, head(x), name=name or f"{head.name}_on_{getattr(encoder, 'name', 'input')}")
 
 
 def deduplicated(head: keras.Model, encoder, frame_shape, name=None) -> keras.Model:

@@ -39,8 +39,9 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
         verbose=2, tensorboard=True, callbacks=()) -> dict:
     """Train ``model`` in ``folder`` and load the weights selected on ``validation_data``.
 
-    Without validation data the epoch of lowest training loss is kept. Returns the whole history
-    read back from the CSV log (so a resumed fit reports every epoch, not only those after the restart).
+    Without validation data (a fold with one training subject) the model trains for the fixed budget
+    of ``epochs`` and the last epoch is kept. Returns the whole history read back from the CSV log
+    (so a resumed fit reports every epoch, not only those after the restart).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,28 +49,29 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
     if done.exists():  # finished before a restart: reuse, never refit
         model.load_weights(str(folder / CHECKPOINT))
         return read_history(folder / "history.csv")
-    monitor = "val_loss" if validation_data is not None else "loss"
+    validated = validation_data is not None
     checkpoint = folder / CHECKPOINT
     history_csv = folder / "history.csv"
     callbacks_extra, callbacks = list(callbacks), [
         keras.callbacks.BackupAndRestore(str(folder / "backup")),
-        keras.callbacks.ModelCheckpoint(
-            str(checkpoint), monitor=monitor, mode="min", save_best_only=True,
-            save_weights_only=True, initial_value_threshold=_best_logged(history_csv, monitor),
+        keras.callbacks.ModelCheckpoint(  # without validation: every epoch, so the last one is kept
+            str(checkpoint), monitor="val_loss" if validated else "loss", mode="min", save_best_only=validated,
+            save_weights_only=True,
+            initial_value_threshold=_best_logged(history_csv, "val_loss") if validated else None,
         ),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard"), write_graph=False))
-    if early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping))
+    if early_stopping and validated:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping))
     callbacks.extend(callbacks_extra)
     model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks,
               verbose=verbose, shuffle=False)  # the tf.data pipeline shuffles (and balances) itself
     if not checkpoint.exists():  # no epoch improved on a threshold logged before a restart
         model.save_weights(str(checkpoint))
     model.load_weights(str(checkpoint))
-    done.write_text("fit finished; weights selected on " + monitor + "\n")
+    done.write_text("fit finished; weights " + ("selected on val_loss" if validated else "of the last epoch") + "\n")
     return read_history(history_csv)
 
 

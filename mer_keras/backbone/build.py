@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 
 from mer_keras.backbone.resnet50 import vggface_resnet50
 from mer_keras.backbone.weights import WeightsNotFoundError
 
-log = logging.getLogger("mer_keras")
 TINY = {"blocks": (1, 1, 1, 1), "width": 1 / 16}  # --backbone tiny: 1 block per stage, 1/16 of the width
 
 
@@ -38,7 +36,6 @@ def build_backbone(backbone: str, weights: str, size: int, synthetic: bool, pool
         message = ("VGGFace2 weights not found and not downloadable: the backbone uses RANDOM weights. "
                    "Fine for the synthetic demo; results are not the paper's setting. " + str(error))
         warnings.warn(message, stacklevel=2)
-        log.warning(message)
         return vggface_resnet50(weights=None, input_shape=shape, pooling=pooling), {
             "source": "random", "reason": "auto: VGGFace2 file missing and not downloadable (synthetic data)"}
     return model, {"source": "file", **(model.weights_source or {})}

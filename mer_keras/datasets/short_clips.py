@@ -69,6 +69,7 @@ def apply_policy(clips, n: int, policy: str = "interpolate"):
         "affected": [c.key for c in short],
         "action": {"interpolate": "interpolated", "repeat": "repeated", "drop": "dropped"}[policy],
         "dropped": [c.key for c in dropped],
+        "largest_stretch": round(n / min(len(c) for c in short), 2) if short and policy != "drop" else 1.0,
     }
     return kept, report
 

@@ -44,7 +44,7 @@ def choose_storage(cache_dir, nbytes: int):
     return None
 
 
-def _frames_digest(table) -> str:
+def frames_digest(table) -> str:
     """sha256 over every frame's files (absolute path, size, mtime_ns), interpolation weight and face transform."""
     digest, seen = hashlib.sha256(), {}
     for row, (path_a, path_b, t) in enumerate(table.frames):
@@ -90,7 +90,7 @@ def cache_key(encoder, table, size, variants, weights=None) -> tuple:
     description = {
         "format": FORMAT,
         "frames": len(table),
-        "frames_sha256": _frames_digest(table),
+        "frames_sha256": frames_digest(table),
         "image_size": int(size),
         "output_layer": _output_layer(encoder),
         "output_shape": [d for d in encoder.outputs[0].shape[1:]],
