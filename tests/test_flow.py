@@ -10,8 +10,19 @@ import pytest
 from mer_keras.datasets import Clip, DatasetError
 from mer_keras.datasets.synthetic_faces import displacement_field, render_face, sample_identity
 from mer_keras.flow import (
-    CHANNELS, ApexSearch, TVL1Params, choose_onset_apex, estimate_apex, flow_images, flow_images_of_files,
-    flow_inputs, middle_frame, motion_score, optical_strain, resize_flow, tvl1_flow,
+    CHANNELS,
+    ApexSearch,
+    TVL1Params,
+    choose_onset_apex,
+    estimate_apex,
+    flow_images,
+    flow_images_of_files,
+    flow_inputs,
+    middle_frame,
+    motion_score,
+    optical_strain,
+    resize_flow,
+    tvl1_flow,
 )
 from mer_keras.flow import cache as flow_cache
 
@@ -25,6 +36,7 @@ def face():
 
 
 def _inside_face(identity, shrink=0.9):
+    """The head ellipse shrunk to 90 %: face and hairline, no background."""
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
     (cx, cy), (rx, ry) = identity.center, identity.radii
     return ((xs - cx) / (rx * shrink)) ** 2 + ((ys - cy) / (ry * shrink)) ** 2 <= 1
@@ -93,7 +105,7 @@ def test_flow_images_are_u_v_strain_in_pixels_of_the_resized_image(face):
     images = flow_images(image, moved, 28)
     assert images.shape == (28, 28, 3) and images.dtype == np.float32 and CHANNELS == ("u", "v", "strain")
     inner = images[4:-4, 4:-4]
-    assert inner[..., 0].mean() == pytest.approx(1.5 * 28 / SIZE, abs=0.03)  # measured 0.658 (1.5 px -> 0.656)
+    assert inner[..., 0].mean() == pytest.approx(1.5 * 28 / SIZE, abs=0.03)  # measured 0.656 (true 0.656)
     assert inner[..., 1].mean() == pytest.approx(-1.0 * 28 / SIZE, abs=0.03)  # measured -0.435
     assert inner[..., 2].mean() < 0.02 and (images[..., 2] >= 0).all()  # measured 0.0065
 
@@ -184,7 +196,8 @@ def test_flow_apex_finds_the_known_peak(expression_clip):
     choice = choose_onset_apex(expression_clip)
     assert (choice.onset, choice.apex, choice.source, choice.issue) == (0, PEAK, "flow", None)
     middle = choose_onset_apex(expression_clip, estimate="middle")
-    assert (middle.apex, middle.source) == (6, "middle") and middle_frame(0, 12) == 6 and middle_frame(3, 5) == 4
+    assert (middle.apex, middle.source) == (6, "middle")
+    assert middle_frame(0, 12) == 6 and middle_frame(3, 5) == 4 and middle_frame(0, 2) == 1
 
 
 def test_motion_score_ignores_a_uniform_shift():
@@ -202,7 +215,8 @@ def test_coded_apex_is_used_and_sheet_quirks_are_reported(tmp_path, face):
                                                  "source": "coded", "issue": None}
     assert choose_onset_apex(clip, use_coded_apex=False).apex == PEAK
     cases = {
-        "onset_after_apex": ({"onset": 8, "apex": 3}, 8, "coded apex 3 is not after the onset 8: apex estimated"),
+        "onset_after_apex": ({"onset": 8, "apex": 3}, 8,
+                             "coded apex 3 is not after the onset 8: apex estimated"),
         "apex_outside": ({"onset": 0, "apex": 40}, 0, "coded apex 40 is outside the clip's frames 0..11"),
         "onset_outside": ({"onset": 11, "apex": None}, 0, "coded onset 11 is not a frame before the last"),
     }
@@ -232,7 +246,8 @@ def test_flow_inputs_are_cached_reused_and_invalidated_by_a_changed_frame(tmp_pa
     cache = tmp_path / "cache"
     calls = []
     compute = flow_cache.flow_images_of_files
-    monkeypatch.setattr(flow_cache, "flow_images_of_files", lambda *a, **k: calls.append(a[0]) or compute(*a, **k))
+    monkeypatch.setattr(flow_cache, "flow_images_of_files",
+                        lambda *a, **k: calls.append(a[0]) or compute(*a, **k))
 
     report = []
     first = flow_inputs(clips, cache_dir=cache, progress=False, report=report)
@@ -247,7 +262,8 @@ def test_flow_inputs_are_cached_reused_and_invalidated_by_a_changed_frame(tmp_pa
     again = flow_inputs(clips, cache_dir=cache, progress=False, report=report)
     np.testing.assert_array_equal(again, first)
     assert len(calls) == 2 and [r["cached"] for r in report] == [True, True]
-    np.testing.assert_array_equal(flow_inputs(clips, cache_dir=False, progress=False), first)  # no cache: same
+    uncached = flow_inputs(clips, cache_dir=False, progress=False)
+    np.testing.assert_array_equal(uncached, first)
     assert len(calls) == 4
 
     frame = clips[1].frames[2]  # not the onset or the apex: the key still covers every frame
@@ -258,7 +274,7 @@ def test_flow_inputs_are_cached_reused_and_invalidated_by_a_changed_frame(tmp_pa
     assert [r["cached"] for r in report] == [True, False] and len(calls) == 5
 
     report = []
-    other = flow_inputs(clips, size=16, cache_dir=cache, progress=False, report=report)  # new setting: new key
+    other = flow_inputs(clips, size=16, cache_dir=cache, progress=False, report=report)  # a new key
     assert other.shape == (2, 16, 16, 3) and [r["cached"] for r in report] == [False, False]
     assert len(list(cache.glob("*.npy"))) == 5
 
@@ -276,11 +292,12 @@ def test_a_damaged_cache_entry_is_recomputed(tmp_path, face):
 
 def test_cache_takes_crop_boxes_by_clip_and_refuses_callables(tmp_path, face):
     clips = [_expression_clip(tmp_path, face, name="a", n_frames=4, peak=2, onset=0, apex=2)]
-    boxed = flow_inputs(clips, cache_dir=tmp_path / "c", progress=False, transforms={clips[0].key: (8, 8, 48, 48)})
+    boxed = flow_inputs(clips, cache_dir=tmp_path / "c", progress=False,
+                        transforms={clips[0].key: (8, 8, 48, 48)})
     whole = flow_inputs(clips, cache_dir=tmp_path / "c", progress=False)
     assert boxed.shape == whole.shape and not np.array_equal(boxed, whole)
     assert len(list((tmp_path / "c").glob("*.npy"))) == 2
-    with pytest.raises(ValueError, match=r"casme2/sub01/a: the flow cache takes crop boxes.*Received: <function"):
+    with pytest.raises(ValueError, match=r"sub01/a: the flow cache takes crop boxes.*Received: <function"):
         flow_inputs(clips, cache_dir=tmp_path / "c", progress=False, transforms={clips[0].key: lambda g: g})
 
 
@@ -289,3 +306,22 @@ def test_default_cache_folder_is_under_the_user_cache(tmp_path, monkeypatch, fac
     clips = [_expression_clip(tmp_path, face, name="a", n_frames=3, peak=1, onset=0, apex=1)]
     flow_inputs(clips, progress=False)
     assert len(list((tmp_path / "user" / "flow").glob("*.npy"))) == 1
+
+
+# --- benchmark -----------------------------------------------------------------------------------
+
+def test_apex_benchmark_ends_with_its_json_line(tmp_path, capsys):
+    from benchmarks import apex
+    from mer_keras.datasets.synthetic import make_synthetic_smic
+
+    root = make_synthetic_smic(tmp_path / "data", subjects=1, size=48, clips_scale=0.5, progress=False)
+    manifest = json.loads((root / "SMIC_all_raw" / "synthetic_manifest.json").read_text())["clips"]
+    assert apex.main(["--root", str(root), "--limit", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["clips"] == 3
+    assert result["non_micro_left_out"] == sum(c["label"] == "non_micro" for c in manifest)
+    for name in ("flow", "flow_mean", "middle"):
+        assert 0 <= result[f"{name}_within_tolerance"] <= 1 and result[f"{name}_mean_abs_error_frames"] >= 0
+    assert result["tvl1_ms_per_clip"] > 0 and result["settings"]["frame_shape"] == [48, 48]
+    with pytest.raises(SystemExit):
+        apex.main(["--root", str(root), "--tolerance", "-1"])

@@ -64,7 +64,7 @@ def clip_description(clip, size, estimate, use_coded_apex, search, params, box, 
         "clip": clip.key,
         "frames": len(clip),
         "frames_sha256": digest.hexdigest(),
-        "coded": {"onset": clip.onset, "apex": clip.apex},
+        "coded": {k: None if getattr(clip, k) is None else int(getattr(clip, k)) for k in ("onset", "apex")},
         "estimate": estimate,
         "use_coded_apex": bool(use_coded_apex),
         "search": search.as_dict() if estimate == "flow" else None,
@@ -107,9 +107,9 @@ def _store(folder, key, array, description, choice):
     write_bytes(folder / f"{key}.npy", buffer.getvalue())  # last: the array exists only with its record
 
 
-def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True, search: ApexSearch | None = None,
-                params: TVL1Params | None = None, transforms=None, work_size=None, cache_dir=None,
-                progress=True, report=None) -> np.ndarray:
+def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True,
+                search: ApexSearch | None = None, params: TVL1Params | None = None, transforms=None,
+                work_size=None, cache_dir=None, progress=True, report=None) -> np.ndarray:
     """``(len(clips), h, w, 3)`` float32 flow inputs, channels u, v, strain (``CHANNELS``), one per clip.
 
     Each clip's onset and apex come from ``choose_onset_apex(clip, estimate, use_coded_apex,
@@ -122,7 +122,8 @@ def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True, 
     if report is not None and not isinstance(report, list):
         raise ValueError(f"`report` must be None or a list. Received: report={report!r}")
     if transforms is not None and not hasattr(transforms, "get"):
-        raise ValueError(f"`transforms` must be None or a mapping clip key -> crop box. Received: {transforms!r}")
+        raise ValueError("`transforms` must be None or a mapping clip key -> crop box. "
+                         f"Received: transforms={transforms!r}")
     clips = list(clips)
     if not clips:
         raise ValueError("No clips to compute flow inputs for. Received: clips=[]")
@@ -140,7 +141,8 @@ def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True, 
         box = _box(transforms, clip)
         hit = key = description = None
         if folder is not None:
-            description = clip_description(clip, size, estimate, use_coded_apex, search, params, box, work_size)
+            description = clip_description(clip, size, estimate, use_coded_apex, search, params, box,
+                                           work_size)
             key = description_key(description)
             hit = _load(folder, key, (height, width, len(CHANNELS)))
         if hit is None:

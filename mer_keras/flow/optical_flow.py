@@ -62,7 +62,8 @@ class TVL1Params:
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
                 raise ValueError(f"TV-L1 `{name}` must be a positive number. Received: {name}={value!r}")
         if not 0 < self.scale_step < 1:
-            raise ValueError(f"TV-L1 `scale_step` must be in (0, 1). Received: scale_step={self.scale_step!r}")
+            raise ValueError(f"TV-L1 `scale_step` must be in (0, 1). "
+                             f"Received: scale_step={self.scale_step!r}")
         if isinstance(self.gamma, bool) or not isinstance(self.gamma, numbers.Real) or self.gamma < 0:
             raise ValueError(f"TV-L1 `gamma` must be a number >= 0. Received: gamma={self.gamma!r}")
 
@@ -175,7 +176,8 @@ def resize_flow(flow, size) -> np.ndarray:
     return (resized * np.array([width / old_w, height / old_h], np.float32)).astype(np.float32)
 
 
-def flow_images(first, second, size=STSTNET_SIZE, params: TVL1Params | None = None, solver=None) -> np.ndarray:
+def flow_images(first, second, size=STSTNET_SIZE, params: TVL1Params | None = None,
+                solver=None) -> np.ndarray:
     """``(h, w, 3)`` float32 channels u, v, strain (``CHANNELS``) of the TV-L1 flow first -> second.
 
     The flow and its strain are computed at the frames' own resolution, then resized to ``size``
