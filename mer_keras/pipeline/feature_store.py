@@ -44,17 +44,22 @@ def choose_storage(cache_dir, nbytes: int):
     return None
 
 
+def file_stamp(path, purpose="the feature cache") -> str:
+    """``absolute path|size|mtime_ns`` of a frame file: what a cache key records of it."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise FileNotFoundError(f"{path}: frame file unreadable for {purpose}: {error}") from error
+    return f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def frames_digest(table) -> str:
-    """sha256 over every frame's files (absolute path, size, mtime_ns), interpolation weight and face transform."""
+    """sha256 over every frame's files (``file_stamp``), interpolation weight and face transform."""
     digest, seen = hashlib.sha256(), {}
     for row, (path_a, path_b, t) in enumerate(table.frames):
         for path in (path_a, path_b) if t else (path_a,):
             if path not in seen:
-                try:
-                    stat = os.stat(path)
-                except OSError as error:
-                    raise FileNotFoundError(f"{path}: frame file unreadable for the feature cache: {error}") from error
-                seen[path] = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+                seen[path] = file_stamp(path)
             digest.update(seen[path].encode() + b"\n")
         digest.update(f"t={float(t)!r}\n".encode())
         face = table.face(row)
