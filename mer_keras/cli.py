@@ -1,4 +1,4 @@
-"""The command line shared by ``experiments/exp1.py``, ``exp2.py`` and ``exp3.py``: options -> ``RunConfig``.
+"""The command line shared by the experiments (``exp1``-``exp3``, ``ststnet``, ``offapexnet``): options -> ``RunConfig``.
 
 The only module that sees argparse; everything below it gets the validated ``RunConfig``.
 """
@@ -14,12 +14,18 @@ import tensorflow as tf
 from mer_keras.config import PRECISIONS, SHORT_CLIP_POLICIES, ConfigError, RunConfig
 from mer_keras.datasets.registry import LOADERS
 from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES
-from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, RNNS
+from mer_keras.flow.apex import APEX_ESTIMATES
+from mer_keras.flow.optical_flow import STSTNET_SIZE
+from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, EXPERIMENT_KIND, FLOW_KINDS, RNNS
 
 DESCRIPTIONS = {
     "exp1": "Exp-I: VGGFace2 ResNet-50 frame classifier (fc1-fc3) on single frames.",
     "exp2": "Exp-II: VGGFace2 ResNet-50 (TimeDistributed) + 3-layer LSTM on windows of N frames.",
     "exp3": "Exp-III: VGGFace2 ResNet-50 (TimeDistributed) + Bi-LSTM on windows of N frames.",
+    "ststnet": "STSTNet (Liong et al. 2019): three shallow CNN streams on the onset-to-apex optical flow "
+               "(u, v, optical strain), under the same honest protocol.",
+    "offapexnet": "OFF-ApexNet (Gan et al. 2019): two CNN streams on the onset-to-apex optical flow (u, v) and "
+                  "fully connected layers, under the same honest protocol.",
 }
 
 
@@ -35,26 +41,48 @@ def _units(text: str) -> tuple:
 
 def build_parser(experiment: str) -> argparse.ArgumentParser:
     """The argument parser of one experiment; every option says what it does."""
-    frame_level = experiment == "exp1"
     p = argparse.ArgumentParser(
         prog=f"python -m experiments.{experiment}", description=DESCRIPTIONS[experiment],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = p.add_argument_group("data")
+    flow = EXPERIMENT_KIND[experiment] in FLOW_KINDS
+    _data_options(p.add_argument_group("data"), experiment, flow)
+    _protocol_options(p.add_argument_group("protocol"))
+    model = p.add_argument_group("model")
+    if flow:
+        _flow_model_options(model, experiment)
+    else:
+        _backbone_model_options(model, experiment)
+    _training_options(p.add_argument_group("training"), experiment, flow)
+    return p
+
+
+def _data_options(data, experiment, flow):
+    frame_level = experiment == "exp1"
     data.add_argument("--data", default="synthetic",
                       help="dataset folder, or 'synthetic' for the built-in synthetic SMIC-like dataset")
     data.add_argument("--dataset", default="auto", choices=("auto", *LOADERS),
                       help="which loader reads --data (auto: recognised from the folder layout; megc2019: "
                            "SMIC, CASME II and SAMM side by side in --data, the official 442-clip list, "
                            "3 classes; megc2019-mapping: the same by label mapping alone)")
+    data.add_argument("--synthetic-subjects", type=int, default=16,
+                      help="subjects of the synthetic dataset (SMIC-HS has 16)")
+    data.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
+                      help="resample training samples so every class has about as many as the largest")
+    if flow:
+        data.add_argument("--apex", choices=APEX_ESTIMATES, default="flow",
+                          help="apex of clips the dataset codes none (SMIC): flow = the frame that moved most "
+                               "since the onset (Farneback search), middle = the middle frame; coded apexes "
+                               "(CASME II, SAMM) are used as they are")
+        data.add_argument("--flow-size", type=int, default=STSTNET_SIZE,
+                          help="side of the u, v, strain images of the onset-to-apex TV-L1 flow")
+        return
     data.add_argument("--n", type=int, default=13,
                       help="window length N in frames (Exp-II/III; the paper tried 11-17, best 13)")
     data.add_argument("--short-clips", choices=SHORT_CLIP_POLICIES, default="interpolate",
                       help="clips shorter than N: interpolate linearly up to N frames, repeat frames, or drop")
     data.add_argument("--image-size", type=int, default=None,
                       help="frames are resized to this square size (default: 224, the paper's; 112 on synthetic)")
-    data.add_argument("--synthetic-subjects", type=int, default=16,
-                      help="subjects of the synthetic dataset (SMIC-HS has 16)")
     data.add_argument("--flip", action=argparse.BooleanOptionalAction, default=frame_level,
                       help="horizontal-flip augmentation (a cached variant per window/frame)")
     data.add_argument("--rotation", type=float, default=8.0 if frame_level else 0.0,
@@ -66,10 +94,9 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                            "face keeps its whole frames (counted in config.json)")
     data.add_argument("--face-margin", type=float, default=DEFAULT_MARGIN,
                       help="--face crop/align: margin around the face box, as a share of its side")
-    data.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
-                      help="resample training windows/frames so every class has about as many as the largest")
 
-    proto = p.add_argument_group("protocol")
+
+def _protocol_options(proto):
     proto.add_argument("--protocol", choices=("kfold", "loso"), default="kfold",
                        help="subject-wise k-fold (the paper's) or leave-one-subject-out")
     proto.add_argument("--folds", type=int, default=5, help="number of folds for --protocol kfold")
@@ -78,7 +105,18 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     proto.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
                        help="after cross-validation, train one model on all subjects and export it")
 
-    model = p.add_argument_group("model")
+
+def _flow_model_options(model, experiment):
+    if experiment == "ststnet":
+        model.add_argument("--stream-filters", type=_units, default=DEFAULT_UNITS["ststnet"],
+                           help="filters of the three 3x3 convolution streams (STSTNet: 3, 5, 8)")
+    else:
+        model.add_argument("--fc-units", type=_units, default=DEFAULT_UNITS["offapexnet"],
+                           help="sizes of the fully connected layers (OFF-ApexNet: 1024, 1024)")
+    model.add_argument("--dropout", type=float, default=0.5, help="dropout (0.5 as the published code)")
+
+def _backbone_model_options(model, experiment):
+    frame_level = experiment == "exp1"
     model.add_argument("--weights", default="auto",
                        help="backbone weights: auto, vggface2, none (random) or a path to a keras-vggface .h5 "
                             "file; auto = vggface2 if found or downloadable, else random on synthetic data only")
@@ -116,12 +154,13 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                                 "the paper")
     model.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
 
-    train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=10, help="epochs per fold")
+
+def _training_options(train, experiment, flow):
+    train.add_argument("--epochs", type=int, default=60 if flow else 10, help="epochs per fold")
     train.add_argument("--batch-size", type=int, default=32, help="batch size")
-    train.add_argument("--lr", type=float, default=1e-4 if frame_level else 1e-3,
+    train.add_argument("--lr", type=float, default=1e-4 if experiment == "exp1" else 1e-3,
                        help="Adam learning rate")
-    train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+    train.add_argument("--early-stopping", type=int, default=10 if flow else 0, metavar="PATIENCE",
                        help="stop after this many epochs without validation improvement (0: off)")
     train.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help="auto = mixed_float16 on a GPU, float32 on CPU")
@@ -144,13 +183,12 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run folder (default runs/<exp>-n<N>-<time>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out: finished folds are kept, a killed fold continues")
-    if frame_level:
+    if experiment == "exp1":
         train.add_argument("--gradcam", action="store_true",
                            help="after training, run the Grad-CAM layer sweep on the run folder (as python -m "
                                 "experiments.gradcam --run OUT): OUT/gradcam/focus.json and figures")
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
     train.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
-    return p
 
 
 def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:

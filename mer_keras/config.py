@@ -15,7 +15,8 @@ from pathlib import Path
 from mer_keras.datasets.short_clips import POLICIES as SHORT_CLIP_POLICIES
 from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES, MAX_MARGIN
 from mer_keras.files import read_json
-from mer_keras.models import DEFAULT_UNITS, EXPERIMENT_KIND, HeadSpec
+from mer_keras.flow.apex import APEX_ESTIMATES
+from mer_keras.models import DEFAULT_UNITS, EXPERIMENT_KIND, FLOW_KINDS, HeadSpec
 
 CONFIG_VERSION = 1
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -216,9 +217,9 @@ class RunConfig:
         synthetic = path == SYNTHETIC or is_synthetic_folder(path)
         data = DataConfig(path=path, dataset="smic" if path == SYNTHETIC else o["dataset"], synthetic=synthetic,
                           synthetic_subjects=o["synthetic_subjects"],
-                          image_size=o["image_size"] or (112 if synthetic else 224),
-                          short_clips=o["short_clips"], flip=o["flip"], rotation=float(o["rotation"]),
-                          balance=o["balance"], face=o.get("face", "none"),
+                          image_size=o.get("image_size") or (112 if synthetic else 224),
+                          short_clips=o.get("short_clips", "interpolate"), flip=o.get("flip", False),
+                          rotation=float(o.get("rotation", 0.0)), balance=o["balance"], face=o.get("face", "none"),
                           face_margin=float(o.get("face_margin", DEFAULT_MARGIN)), apex=o.get("apex", "flow"),
                           flow_size=o.get("flow_size", 28))
         protocol = ProtocolConfig(o["protocol"], o["folds"], o["validation_fraction"], o["seed"])

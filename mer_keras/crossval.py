@@ -48,7 +48,7 @@ class Trainer:
     @property
     def deduplicate(self) -> bool:
         """A trainable suffix under a clip head runs once per distinct frame of a batch."""
-        return self.suffix is not None and self.config.kind != "frame" and self.config.model.deduplicate
+        return self.suffix is not None and not self.config.model.head.single and self.config.model.deduplicate
 
     def windows(self, clips):
         return window_set(clips, self.cache.table, self.config.n, self.classes)
@@ -60,7 +60,7 @@ class Trainer:
             return make_deduplicated_dataset(self.cache.features, windows, len(self.classes), t.batch_size,
                                              training=training, seed=seed, balance=self.config.data.balance)
         return make_dataset(self.cache.features, windows, len(self.classes), t.batch_size, training=training,
-                            seed=seed, balance=self.config.data.balance, squeeze_time=self.config.kind == "frame")
+                            seed=seed, balance=self.config.data.balance, squeeze_time=self.config.model.head.single)
 
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from mer_keras.config import RunConfig
+from mer_keras.models import FLOW_KINDS
 
 
 def deviations(config: RunConfig, *, weights: dict, retrain_from, standardized: bool, variants) -> list:
     """The departures of a run with this config, weights record, backbone split and frame variants."""
+    if config.kind in FLOW_KINDS:
+        return flow_deviations(config)
     d, m, head, found = config.data, config.model, config.model.head, []
     if d.synthetic:
         found.append("data: built-in synthetic SMIC-like dataset, not SMIC-HS")
@@ -51,4 +54,26 @@ def deviations(config: RunConfig, *, weights: dict, retrain_from, standardized: 
                      + ", not 5-fold subject-wise")
     if config.training.precision != "float32":
         found.append(f"precision {config.training.precision}")
+    return found
+
+
+def flow_deviations(config: RunConfig) -> list:
+    """How a flow baseline run differs from its published pipeline (STSTNet, OFF-ApexNet)."""
+    d, p = config.data, config.protocol
+    found = ["not the paper's experiment: an optical-flow baseline (onset-to-apex TV-L1 flow), run under the "
+             "same protocol and metrics as the paper's LSTMs for comparison"]
+    if d.synthetic:
+        found.append("data: built-in synthetic SMIC-like dataset")
+    found += [
+        "checkpoint selected on validation subjects carved from each training fold; the published code keeps, "
+        "per test subject, the epoch that scored best on it (see the oracle figure)",
+        f"flow: OpenCV TV-L1 with its default parameters on whole greyscale frames, u, v and optical strain "
+        f"resized to {d.flow_size}x{d.flow_size}, not normalised to 0-255 images",
+        f"apex where the dataset codes none: {'the frame that moved most since the onset' if d.apex == 'flow' else 'the middle frame'}"
+        " (coded apexes used as they are)",
+        f"Adam (learning rate {config.training.lr}), {config.training.epochs} epochs at most, early stopping "
+        f"after {config.training.early_stopping} epochs without validation improvement",
+    ]
+    if p.protocol != "loso":
+        found.append(f"protocol {p.protocol} with {p.folds} folds; the published figures are leave-one-subject-out")
     return found

@@ -25,9 +25,11 @@ from mer_keras.crossval import Trainer, cross_validate
 from mer_keras.dataset_plan import DatasetPlan, find_faces, plan_dataset
 from mer_keras.deviations import deviations
 from mer_keras.files import read_json, write_json
+from mer_keras.flow import flow_frame_cache
 from mer_keras.final_model import train_final
 from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
 from mer_keras.machine import library_versions, machine, package_commit
+from mer_keras.models import FLOW_KINDS
 from mer_keras.oracle import oracle_summary
 from mer_keras.pipeline.augment import variant_names
 from mer_keras.pipeline.feature_store import frames_digest
@@ -124,14 +126,18 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     plan = plan_dataset(config.data, config.n)
     folds = make_folds(plan.clips, config.protocol)
     size, head = config.data.image_size, config.model.head
-    # motion is measured on the unpooled maps of the backbone's last stage
-    backbone, weights = build_backbone(config.model.backbone, config.model.weights, size, config.data.synthetic,
-                                       pooling=head.pooling)
-    retrain_from, choice = choose_retrain_from(config, backbone, plan, out)
-    prefix, suffix = split_backbone(backbone, retrain_from)
-    variants = variant_names(config.data.flip, config.data.rotation)
     faces, face_record = find_faces(plan, config.data, out)
     table = build_frame_table(plan.planned, faces)
+    variants = variant_names(config.data.flip, config.data.rotation)
+    if config.kind in FLOW_KINDS:  # the flow baselines: no backbone, one flow image per clip
+        backbone, prefix, suffix, retrain_from, choice = None, None, None, "none", None
+        weights = {"source": "none", "reason": f"{config.experiment} learns from the optical flow, no backbone"}
+    else:
+        # motion is measured on the unpooled maps of the backbone's last stage
+        backbone, weights = build_backbone(config.model.backbone, config.model.weights, size,
+                                           config.data.synthetic, pooling=head.pooling)
+        retrain_from, choice = choose_retrain_from(config, backbone, plan, out)
+        prefix, suffix = split_backbone(backbone, retrain_from)
     identity = run_identity(plan, folds, table, weights)
     if config.resume:
         check_same_data(out / "config.json", identity)
@@ -151,8 +157,12 @@ def prepare_run(config: RunConfig) -> PreparedRun:
         "deviations_from_paper": found,
     }
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})  # before the long caching
-    cache = build_frame_cache(table, with_preprocessing(prefix, size), size, variants, cache_dir=config.cache_dir,
-                              weights=weights, progress=config.verbose > 0)
+    if backbone is None:
+        cache, record["flow"] = flow_frame_cache(plan.clips, config.data.flow_size, config.data.apex,
+                                                 progress=config.verbose > 0)
+    else:
+        cache = build_frame_cache(table, with_preprocessing(prefix, size), size, variants,
+                                  cache_dir=config.cache_dir, weights=weights, progress=config.verbose > 0)
     trainer = Trainer(config, plan.classes, cache, suffix, tuple(suffix.get_weights()) if suffix else ())
     record.update({"frame_cache": cache.record(), "folds": fold_counts(trainer, folds)})
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})

@@ -30,17 +30,23 @@ def exported_model(head: keras.Model, backbone: keras.Model, size: int, name: st
 
 
 def train_final(trainer: Trainer, clips, backbone, out, callbacks=()) -> dict:
-    """One model on all subjects (validation carved from them), exported to ``out/final``."""
+    """One model on all subjects (validation carved from them), exported to ``out/final``.
+
+    Without a backbone (the flow baselines) the exported model is the network itself: it takes the
+    u, v, strain images of ``mer_keras.flow.flow_images`` (onset and apex frame of a clip).
+    """
     config = trainer.config
     folder = Path(out) / "final"
     if (folder / EXPORT).exists():
         return read_json(folder / EXPORT)
     train, validation = carve_validation(clips, config.protocol.validation_fraction, config.protocol.seed)
     model, head, _, _ = trainer.train(train, validation, folder, config.protocol.seed + 1000, callbacks)
-    size = config.data.image_size
-    exported = exported_model(head, backbone, size, name=f"mer_{config.experiment}")
     samples = list(validation or train)
     reference = model(cached_inputs(trainer, samples), training=False)  # one call: frames and index together
+    if backbone is None:
+        exported = compose(head, None, trainer.cache.feature_shape, name=f"mer_{config.experiment}", check_input=True)
+        return save_and_export(exported, folder, cached_inputs(trainer, samples), reference)
+    exported = exported_model(head, backbone, config.data.image_size, name=f"mer_{config.experiment}")
     return save_and_export(exported, folder, sample_inputs(trainer, samples), reference)
 
 
@@ -53,7 +59,7 @@ def sample_inputs(trainer: Trainer, clips, count=4) -> np.ndarray:
     size, table = trainer.config.data.image_size, trainer.cache.table
     windows = np.stack([[load_frame(table.frames[r], size, table.face(r)) for r in rows]
                         for rows in _first_windows(trainer, clips, count)])
-    return (windows[:, 0] if trainer.config.kind == "frame" else windows).astype(np.float32)
+    return (windows[:, 0] if trainer.config.model.head.single else windows).astype(np.float32)
 
 
 def cached_inputs(trainer: Trainer, clips, count=4):
@@ -61,7 +67,7 @@ def cached_inputs(trainer: Trainer, clips, count=4):
     rows = _first_windows(trainer, clips, count)  # (samples, n)
     shape = trainer.cache.feature_shape
     features = trainer.cache.frames(rows.ravel()).reshape(*rows.shape, *shape)
-    if trainer.config.kind == "frame":
+    if trainer.config.model.head.single:
         return features[:, 0]
     if trainer.deduplicate:  # every frame of every window, each its own distinct frame
         return features.reshape(-1, *shape), np.arange(rows.size, dtype=np.int32).reshape(rows.shape)

@@ -177,10 +177,12 @@ def write_reports(out, config, summary, fold_results, predictions, dataset_root)
     plot_confusion(out / "confusion.png", summary["confusion"], summary["classes"],
                    title=f"{config.experiment} pooled over {len(fold_results)} folds")
     plot_curves(out / "curves.png", {f"fold {r.fold}": r.history.to_dict("list") for r in fold_results})
-    frame = config.kind == "frame"
+    single = config.model.head.single
+    method = {"frame": "VGGFace2 (ours)", "ststnet": "STSTNet (ours, honest)",
+              "offapexnet": "OFF-ApexNet (ours, honest)"}.get(config.kind, f"VGGFace2+{config.pattern} (ours)")
     markdown = results_markdown(
-        summary, experiment=config.experiment, pattern=config.pattern, n=None if frame else config.n,
-        data_number=summary["data_number"], method_name=f"VGGFace2{'' if frame else '+' + config.pattern} (ours)",
+        summary, experiment=config.experiment, pattern=config.pattern, n=None if single else config.n,
+        data_number=summary["data_number"], method_name=method,
         dataset="synthetic SMIC-like" if config.data.synthetic else dataset_root, protocol=config.protocol.protocol)
     if summary["per_dataset"]:
         markdown += "\n" + per_dataset_markdown(summary["per_dataset"])

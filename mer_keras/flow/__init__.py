@@ -15,7 +15,7 @@ from mer_keras.flow.apex import (
     motion_scores,
     require_flow_clip,
 )
-from mer_keras.flow.cache import default_flow_cache, flow_inputs
+from mer_keras.flow.cache import default_flow_cache, flow_frame_cache, flow_inputs
 from mer_keras.flow.optical_flow import (
     CHANNELS,
     STSTNET_SIZE,
@@ -43,6 +43,7 @@ __all__ = [
     "estimate_apex",
     "flow_images",
     "flow_images_of_files",
+    "flow_frame_cache",
     "flow_inputs",
     "middle_frame",
     "motion_score",

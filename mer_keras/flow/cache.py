@@ -15,10 +15,12 @@ import hashlib
 import io
 import json
 import logging
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import tensorflow as tf
 from tqdm.auto import tqdm
 
 import mer_keras
@@ -33,6 +35,8 @@ from mer_keras.flow.optical_flow import (
 )
 from mer_keras.paths import user_cache_base
 from mer_keras.pipeline.feature_store import file_stamp
+from mer_keras.pipeline.frame_cache import FrameCache
+from mer_keras.pipeline.windows import FrameTable
 
 FORMAT = 1  # bump when the layout or the meaning of the stored arrays changes
 logger = logging.getLogger(__name__)
@@ -159,3 +163,25 @@ def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True,
         if report is not None:
             report.append({**choice.as_dict(), "cached": hit is not None})
     return out
+
+
+def flow_frame_cache(clips, size, estimate, *, progress=True):
+    """``(FrameCache, report)``: one onset-to-apex flow image per clip, as the frame cache of a flow baseline.
+
+    The table has one row per clip (its onset and apex frames), so windows of one "frame" are clips
+    and the harness of the appearance models (folds, balancing, training, reports) serves as it is.
+    """
+    started, report = time.perf_counter(), []
+    features = flow_inputs(clips, size=size, estimate=estimate, progress=progress, report=report)
+    choices = {entry["clip"]: entry for entry in report}
+    table = FrameTable(tuple((c.frames[choices[c.key]["onset"]], c.frames[choices[c.key]["apex"]], 0.0)
+                             for c in clips), {c.key: np.array([i], np.int32) for i, c in enumerate(clips)})
+    cache = FrameCache(table, tf.constant(features[None]), ("identity",), tuple(features.shape[1:]),
+                       int(features.nbytes), "memory (flow images; per clip on disk in the flow cache)",
+                       time.perf_counter() - started)
+    sources = [entry["source"] for entry in report]
+    return cache, {"size": list(features.shape[1:3]), "channels": list(CHANNELS), "apex_estimate": estimate,
+                   "apex_sources": {s: sources.count(s) for s in sorted(set(sources))},
+                   "issues": [e for e in report if e.get("issue")], "cached": sum(e["cached"] for e in report),
+                   "seconds": round(cache.seconds, 1), "tvl1": TVL1Params().as_dict(),
+                   "cache": str(default_flow_cache())}

@@ -1,0 +1,13 @@
+"""OFF-ApexNet: two CNN streams on the onset-to-apex optical flow (u, v), same protocol as exp1-exp3. See --help."""
+
+import sys
+
+from mer_keras.cli import run_main
+
+
+def main(argv=None) -> int:
+    return run_main("offapexnet", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

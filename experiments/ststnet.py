@@ -1,0 +1,13 @@
+"""STSTNet: three shallow CNN streams on the onset-to-apex optical flow, same protocol as exp1-exp3. See --help."""
+
+import sys
+
+from mer_keras.cli import run_main
+
+
+def main(argv=None) -> int:
+    return run_main("ststnet", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
