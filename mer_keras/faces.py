@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mer_keras.datasets.frames import read_frame
+from mer_keras.datasets.frames import read_frame, resize_frame
 
 FACE_MODES = ("none", "crop", "align")
 FACE_FORMAT = 1  # bump when the geometry or the resampling of apply_face changes (part of key())
@@ -435,15 +435,6 @@ def clip_face_transform(frames, mode, *, margin=DEFAULT_MARGIN, name=None, detec
 
 # ---------------------------------------------------------------------------------------------
 # Applying a transform
-
-
-def resize_frame(image, size) -> np.ndarray:
-    """The whole frame resized to ``size`` x ``size`` exactly as ``read_frame(path, size)`` does."""
-    image, size = _check_image(image), _check_size(size)
-    if image.shape[:2] == (size, size):
-        return image.copy()
-    shrink = size * size < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def apply_face(image, transform: FaceTransform, size) -> np.ndarray:

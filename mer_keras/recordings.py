@@ -221,7 +221,7 @@ def resample(frames, source_fps: float, target_fps: float):
             if t == 0.0 and a == j:
                 yield current
             elif t > 0.0 and a == j - 1:
-                yield (1.0 - t) * previous + t * current
+                yield blend(previous, current, t)
             else:
                 break
             k += 1
@@ -299,7 +299,7 @@ class RecordingStream:
                       "(one window covers the whole recording).", stacklevel=3)
         self.report["short"] = {"policy": "interpolate", "frames_at_target_fps": m, "frames_after": self.n}
         self.report["frame_period_s"] = (m - 1) / (self.n - 1) / self.target_fps if self.n > 1 else 0.0
-        return list(blend(np.stack(head), timeline(m, self.n, "interpolate")))
+        return [blend(head[a], head[b], t) for a, b, t in timeline(m, self.n, "interpolate")]
 
 
 def _chain(head, rest):

@@ -288,3 +288,91 @@ def test_gru_head_trains_end_to_end_and_exports(tiny_smic, tmp_path):
     record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
     assert any("--rnn gru" in d for d in record["deviations_from_paper"])
     assert "3-Layer-GRU" in (tmp_path / "run" / "results.md").read_text()
+
+
+def test_resume_on_changed_data_is_refused_naming_what_changed(tiny_smic, tmp_path):
+    import shutil
+
+    from mer_keras.config import ConfigError
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_smic, data)
+    _run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1")
+    clip = next(p for p in (data / "SMIC_all_raw" / "HS").glob("s*/micro/*/*") if p.is_dir())
+    shutil.copytree(clip, clip.with_name(clip.name + "_copy"))
+    with pytest.raises(ConfigError, match=r"changed since the run began: clips differ \(0 gone or changed.*1 new"):
+        _run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1", "--resume")
+    shutil.rmtree(clip.with_name(clip.name + "_copy"))
+    frame = sorted(clip.glob("*.bmp"))[0]
+    frame.write_bytes(frame.read_bytes())  # same bytes, new modification time
+    with pytest.raises(ConfigError, match="frame files changed"):
+        _run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1", "--resume")
+
+
+def test_a_fold_with_one_training_subject_trains_the_fixed_budget(tmp_path):
+    from mer_keras.datasets.synthetic import make_synthetic_smic
+
+    data = make_synthetic_smic(tmp_path / "two", subjects=2, seed=3, size=32, clips_scale=0.4, progress=False)
+    summary = _run("exp2", data, tmp_path / "run", "--folds", "2", "--epochs", "2", "--no-final")
+    for fold in (0, 1):
+        done = json.loads((tmp_path / "run" / f"fold_{fold}" / "metrics.json").read_text())
+        assert done["epochs_run"] == 2 and done["selected_epoch"] == 2
+        assert done["selected_by"].startswith("no validation subjects")
+        assert "val_loss" not in pd.read_csv(tmp_path / "run" / f"fold_{fold}" / "history.csv")
+    assert summary["n_folds"] == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs must be >= 1. Received: --epochs 0"),
+    (["--lr", "-1"], "--lr must be > 0. Received: --lr -1.0"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--dropout", "1"], "--dropout must be in [0, 1). Received: dropout=1.0"),
+    (["--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1)"),
+    (["--image-size", "10000"], "--image-size must be between 32 and 1024"),
+    (["--rotation", "1000"], "--rotation must be between 0 and 45 degrees"),
+    (["--early-stopping", "-1"], "--early-stopping must be >= 0"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--synthetic-subjects", "1"], "--synthetic-subjects must be >= 2"),
+    (["--n", "1"], "--n must be >= 2 with --clip-features motion"),
+    (["--folds", "1"], "--folds must be >= 2"),
+])
+def test_bad_options_are_refused_by_name_in_one_line(tmp_path, capsys, argv, message):
+    from experiments.exp2 import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(tmp_path / "run"), *argv])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_folds_beyond_the_subjects_are_one_error_line(tiny_smic, tmp_path, capsys):
+    from experiments.exp2 import main
+
+    assert main(["--data", str(tiny_smic), "--out", str(tmp_path / "run"), *TINY, "--folds", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --folds must be at most the number of subjects (6). Received: --folds 9" in err
+    assert "Traceback" not in err
+
+
+def test_the_exported_model_loads_in_a_fresh_process_after_import_mer_keras(tiny_smic, tmp_path):
+    import subprocess
+    import sys
+
+    _run("exp2", tiny_smic, tmp_path / "run", "--folds", "2", "--epochs", "1")
+    script = ("import mer_keras, keras, numpy as np, tensorflow as tf, sys\n"
+              f"m = keras.saving.load_model({str(tmp_path / 'run' / 'final' / 'model.keras')!r})\n"
+              f"s = tf.saved_model.load({str(tmp_path / 'run' / 'final' / 'saved_model')!r}).signatures['serving_default']\n"
+              "x = np.random.default_rng(0).uniform(0, 255, (2, 5, 32, 32, 3)).astype('float32')\n"
+              "d = np.abs(m.predict(x, verbose=0) - list(s(tf.constant(x)).values())[0].numpy()).max()\n"
+              "print('difference', d)\n"
+              "for bad in (np.zeros((1, 6, 32, 32, 3), 'float32'), np.full((1, 5, 32, 32, 3), np.nan, 'float32')):\n"
+              "    try:\n"
+              "        s(tf.constant(bad)); print('accepted')\n"
+              "    except Exception as e:\n"
+              "        print('refused', 'expected clips of shape (batch, 5, 32, 32, 3)' in str(e) or 'NaN' in str(e))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300).stdout
+    lines = out.strip().splitlines()
+    assert float(lines[0].split()[1]) <= 1e-4, out
+    assert lines[1:] == ["refused True", "refused True"], out

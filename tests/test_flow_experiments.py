@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 import mer_keras  # noqa: F401  (registers the layers of final/model.keras)
 from mer_keras.cli import parse_config
@@ -37,9 +38,10 @@ def test_flow_baseline_runs_and_exports_a_flow_model(data, tmp_path, experiment,
     assert summary["export"]["input_shape"] == [None, 16, 16, 3]
     assert summary["export"]["max_abs_difference"] <= 1e-4 and summary["export"]["trained_vs_exported"] <= 1e-4
     model = keras.saving.load_model(tmp_path / "run" / "final" / "model.keras")
-    model.get_layer(f"mer_{experiment}").get_layer(layer)
-    with pytest.raises(Exception, match=r"expected flows? of shape \(batch, 16, 16, 3\)|expected frames of shape"):
-        model(np.zeros((1, 8, 8, 3), np.float32))
+    model.get_layer(f"{experiment}_head").get_layer(layer)
+    serving = tf.saved_model.load(str(tmp_path / "run" / "final" / "saved_model")).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"expected frames of shape \(batch, 16, 16, 3\)"):
+        serving(tf.constant(np.zeros((1, 8, 8, 3), np.float32)))
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
     assert len(predictions) == record["data"]["clips"] and summary["ci"]["n_subjects"] == 4
     assert summary["oracle"]["gap"]["accuracy"] >= 0
