@@ -22,9 +22,9 @@ from mer_keras.files import read_json, write_json, write_text
 from mer_keras.models import build_head, compose, deduplicated
 from mer_keras.oracle import EPOCH_PREDICTIONS, EpochPredictions, read_epoch_predictions
 from mer_keras.pipeline.frame_cache import FrameCache
-from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
+from mer_keras.pipeline.tfdata import EpochClock, make_dataset, make_deduplicated_dataset
 from mer_keras.pipeline.windows import window_set
-from mer_keras.training import compile_model, fit, read_history
+from mer_keras.training import compile_model, fit, read_history, resume_epoch
 
 log = logging.getLogger("mer_keras")
 DONE = "metrics.json"  # written last: its presence marks a finished fold
@@ -53,14 +53,16 @@ class Trainer:
     def windows(self, clips):
         return window_set(clips, self.cache.table, self.config.n, self.classes)
 
-    def dataset(self, windows, training: bool, seed: int = 0):
-        """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache."""
+    def dataset(self, windows, training: bool, seed: int = 0, clock=None):
+        """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache (``clock``: see ``tfdata``)."""
         t = self.config.training
         if self.deduplicate:
             return make_deduplicated_dataset(self.cache.features, windows, len(self.classes), t.batch_size,
-                                             training=training, seed=seed, balance=self.config.data.balance)
+                                             training=training, seed=seed, balance=self.config.data.balance,
+                                             clock=clock)
         return make_dataset(self.cache.features, windows, len(self.classes), t.batch_size, training=training,
-                            seed=seed, balance=self.config.data.balance, squeeze_time=self.config.model.head.single)
+                            seed=seed, balance=self.config.data.balance, squeeze_time=self.config.model.head.single,
+                            clock=clock)
 
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
@@ -87,7 +89,8 @@ class Trainer:
     def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
         """``(model, head, history, samples)``: fitted on ``train_clips``, checkpoint chosen on ``validation_clips``."""
         train_windows = self.windows(train_clips)
-        train_data, samples = self.dataset(train_windows, True, seed)
+        clock = EpochClock(resume_epoch(folder))  # batches from (seed, epoch): a resumed fit continues the same path
+        train_data, samples = self.dataset(train_windows, True, seed, clock)
         validation = self.dataset(self.windows(validation_clips), False)[0] if validation_clips else None
         model, head = self.new_model(train_windows)
         t = self.config.training

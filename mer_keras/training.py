@@ -7,6 +7,7 @@ re-read from the CSV log so a resumed checkpoint never overwrites a better one.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 CHECKPOINT = "best.weights.h5"
+BACKUP = "backup"
 
 
 def _best_logged(history_csv: Path, monitor: str):
@@ -53,7 +55,7 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
     checkpoint = folder / CHECKPOINT
     history_csv = folder / "history.csv"
     callbacks_extra, callbacks = list(callbacks), [
-        keras.callbacks.BackupAndRestore(str(folder / "backup")),
+        keras.callbacks.BackupAndRestore(str(folder / BACKUP)),
         keras.callbacks.ModelCheckpoint(  # without validation: every epoch, so the last one is kept
             str(checkpoint), monitor="val_loss" if validated else "loss", mode="min", save_best_only=validated,
             save_weights_only=True,
@@ -73,6 +75,12 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
     model.load_weights(str(checkpoint))
     done.write_text("fit finished; weights " + ("selected on val_loss" if validated else "of the last epoch") + "\n")
     return read_history(history_csv)
+
+
+def resume_epoch(folder) -> int:
+    """The epoch a fit in ``folder`` starts at: 0, or where its ``BackupAndRestore`` backup left off."""
+    metadata = Path(folder) / BACKUP / "training_metadata.json"  # BackupAndRestore's own record
+    return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
 
 
 def read_history(history_csv) -> pd.DataFrame:

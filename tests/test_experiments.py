@@ -376,3 +376,62 @@ def test_the_exported_model_loads_in_a_fresh_process_after_import_mer_keras(tiny
     lines = out.strip().splitlines()
     assert float(lines[0].split()[1]) <= 1e-4, out
     assert lines[1:] == ["refused True", "refused True"], out
+
+
+_KILLER = """
+import os, signal, sys
+import keras
+from mer_keras.cli import parse_config
+from mer_keras.experiment import run_experiment
+import mer_keras.pipeline.frame_cache as frame_cache
+
+where, argv = sys.argv[1], sys.argv[2:]
+
+
+class Kill(keras.callbacks.Callback):
+    # SIGKILL in the middle of fold 1's second epoch (fold 0 finished)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        fold_0_done = os.path.exists(os.path.join(argv[argv.index("--out") + 1], "fold_0", "metrics.json"))
+        if fold_0_done and self.epoch == 1 and batch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+if where == "caching":
+    compute = frame_cache._compute
+
+    def killed(encoder, table, size, variants, batch_size, progress, allocate):
+        def allocate_and_die(shape):
+            array = allocate(shape)
+            os.kill(os.getpid(), signal.SIGKILL)
+            return array
+        return compute(encoder, table, size, variants, batch_size, progress, allocate_and_die)
+
+    frame_cache._compute = killed
+run_experiment(parse_config("exp2", argv)[0], callbacks=[Kill()] if where == "fold" else ())
+"""
+
+
+@pytest.mark.parametrize("where", ["fold", "caching"])
+def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, tmp_path, where):
+    import subprocess
+    import sys
+
+    extra = ["--folds", "2", "--epochs", "3", "--no-final", "--cache-dir", str(tmp_path / "cache")]
+    _run("exp2", tiny_smic, tmp_path / "whole", *extra)
+    argv = ["--data", str(tiny_smic), *TINY, *HEADS["exp2"], *extra, "--out", str(tmp_path / "killed")]
+    killed = subprocess.run([sys.executable, "-c", _KILLER, where, *argv], capture_output=True, text=True,
+                            timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (tmp_path / "killed" / "config.json").exists()
+    if where == "fold":
+        assert (tmp_path / "killed" / "fold_0" / "metrics.json").exists()
+        assert not (tmp_path / "killed" / "fold_1" / "metrics.json").exists()
+    _run("exp2", tiny_smic, tmp_path / "killed", *extra, "--resume")
+    assert (tmp_path / "killed" / "predictions.csv").read_bytes() == (tmp_path / "whole" / "predictions.csv").read_bytes()
+    for fold in (0, 1):
+        histories = [pd.read_csv(tmp_path / run / f"fold_{fold}" / "history.csv") for run in ("whole", "killed")]
+        pd.testing.assert_frame_equal(*histories)

@@ -18,7 +18,8 @@ import mer_keras  # noqa: F401  (registers the custom layers of final/model.kera
 from mer_keras.backbone import freeze_before, with_preprocessing
 from mer_keras.backbone.build import build_backbone
 from mer_keras.config import RunConfig
-from mer_keras.dataset_plan import load_clips
+from mer_keras.dataset_plan import FACES, load_clips
+from mer_keras.faces import FaceTransform
 from mer_keras.files import read_json, save_figure, write_json
 from mer_keras.gradcam.figures import before_after_figure, sweep_figure
 from mer_keras.gradcam.focus import WHOLE_FRAME, chance_level
@@ -47,6 +48,13 @@ def load_run(run_dir):
 def run_clips(config: RunConfig, classes) -> list:
     """The run's clips, read again from its data (only the classes the run used)."""
     return [c for c in load_clips(config.data)[0] if c.label in set(classes)]
+
+
+def run_faces(run_dir, config: RunConfig):
+    """The run's face transform per clip (``--face crop|align``), or None for whole frames."""
+    if config.data.face == "none":
+        return None
+    return {key: FaceTransform.from_json(value) for key, value in read_json(Path(run_dir) / FACES).items()}
 
 
 def initial_model(config: RunConfig, num_classes: int):
@@ -107,8 +115,9 @@ def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, fac
     before, before_backbone, weights = initial_model(config, len(classes))
     layers = default_layers(after) if layers is None else list(layers)
     clips = run_clips(config, classes)
+    faces = run_faces(run_dir, config)
     samples = sample_frames(clips, classes, config.data.image_size, per_class=per_class, n=n, seed=seed,
-                            face_box=face_box)
+                            face_box=face_box, faces=faces)
     sweeps = {"before": layer_sweep(before, samples, layers, method),
               "after": layer_sweep(after, samples, layers, method)}
     scores = {name: {layer: sweep[layer]["score"] for layer in layers} for name, sweep in sweeps.items()}
@@ -125,7 +134,7 @@ def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, fac
         "run_retrain_from": retrain,
         "method": method,
         "target": "logit of each sample's true class",
-        "regions": describe_regions(clips, face_box),
+        "regions": describe_regions(clips, face_box, faces),
         "chance": chance_level([s.mask for s in samples]),
         "maps_with_a_region": int(sum(s.mask.any() for s in samples) * n),
         "maps_with_a_score": {layer: {name: sweep[layer]["defined"] for name, sweep in sweeps.items()}

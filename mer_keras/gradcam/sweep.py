@@ -16,6 +16,7 @@ from mer_keras.backbone import gradcam_candidates, retrain_candidates, with_prep
 from mer_keras.datasets import read_frame
 from mer_keras.datasets.clip import Clip
 from mer_keras.datasets.synthetic import mask_path, read_mask
+from mer_keras.faces import apply_face, describe_landmark_regions, face_focus_mask
 from mer_keras.gradcam.cam import gradcam
 from mer_keras.gradcam.focus import WHOLE_FRAME, describe_layout, face_layout_mask, layer_score
 from mer_keras.gradcam.graph import default_layers, is_clip_model
@@ -41,15 +42,24 @@ def has_masks(clips) -> bool:
     return all(mask_path(c).is_file() for c in clips)
 
 
-def describe_regions(clips, face_box=WHOLE_FRAME) -> dict:
+def describe_regions(clips, face_box=WHOLE_FRAME, faces=None) -> dict:
     """Which regions the focus score uses for these clips, for config.json / focus.json."""
     if has_masks(clips):
-        return {"kind": "moving-region masks of the synthetic dataset (<clip>_mask.png)"}
+        return {"kind": "moving-region masks of the synthetic dataset (<clip>_mask.png)"
+                + ("" if not faces else ", put through each clip's face transform")}
+    if faces and any(f.found for f in faces.values()):
+        return {"kind": "regions around the MTCNN landmarks of each clip's face (brows and eyes, nose wings, "
+                        "mouth corners); the fixed layout where no face was found",
+                "landmark_regions": describe_landmark_regions(), "fixed_layout": describe_layout(face_box)}
     return describe_layout(face_box)
 
 
-def sample_frames(clips, classes, size, per_class=3, n=1, seed=0, face_box=WHOLE_FRAME) -> list:
-    """``per_class`` clips per class (distinct subjects first), their apex or centre frame at ``size``."""
+def sample_frames(clips, classes, size, per_class=3, n=1, seed=0, face_box=WHOLE_FRAME, faces=None) -> list:
+    """``per_class`` clips per class (distinct subjects first), their apex or centre frame at ``size``.
+
+    ``faces``: the run's face transform per clip (``--face crop|align``): frames and masks go through
+    it, and on real data the focus regions come from the face's landmarks where one was found.
+    """
     if per_class < 1 or n < 1:
         raise ValueError(f"`per_class` and `n` must be >= 1. Received: per_class={per_class}, n={n}")
     rng = np.random.default_rng(seed)
@@ -62,14 +72,31 @@ def sample_frames(clips, classes, size, per_class=3, n=1, seed=0, face_box=WHOLE
             (rest if clip.subject in seen else first).append(clip)
             seen.add(clip.subject)
         for clip in (first + rest)[:per_class]:
+            face = (faces or {}).get(clip.key)
             centre = clip.apex if clip.apex is not None else len(clip) // 2
             picks = np.clip(np.arange(n) + centre - n // 2, 0, len(clip) - 1)  # edges repeated if short
-            image = np.stack([read_frame(clip.frames[i], size) for i in picks]).astype(np.float32)
-            mask = read_mask(clip, size) if synthetic else face_layout_mask((size, size), face_box)
-            samples.append(Sample(clip, int(centre), label, image[0] if n == 1 else image, mask))
+            image = np.stack([_frame(clip.frames[i], size, face) for i in picks]).astype(np.float32)
+            samples.append(Sample(clip, int(centre), label, image[0] if n == 1 else image,
+                                  _mask(clip, size, face, synthetic, face_box)))
     if not samples:
         raise ValueError(f"No clip has a label in {list(classes)}. Received: {len(clips)} clips")
     return samples
+
+
+def _frame(path, size, face):
+    return read_frame(path, size) if face is None else apply_face(read_frame(path), face, size)
+
+
+def _mask(clip, size, face, synthetic, face_box):
+    """The clip's focus region at ``size``: its synthetic mask, the landmarks' regions, or the fixed layout."""
+    if synthetic:
+        if face is None:
+            return read_mask(clip, size)
+        full = np.repeat(read_mask(clip)[..., None].astype(np.uint8) * 255, 3, axis=-1)
+        return apply_face(full, face, size)[..., 0] > 127
+    if face is not None and face.found:
+        return face_focus_mask(face, size)
+    return face_layout_mask((size, size), face_box)
 
 
 def layer_sweep(model, samples, layers=None, method="gradcam", targets=None) -> dict:

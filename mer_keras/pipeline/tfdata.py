@@ -41,32 +41,57 @@ def _fetcher(features, rows: tf.Tensor, labels: tf.Tensor, num_classes: int, squ
     return fetch
 
 
+class EpochClock:
+    """Which epoch each new pass over a training dataset is, so that its batches are a function of
+    (seed, epoch) alone: a fit resumed at epoch k sees the batches an uninterrupted one saw there.
+
+    Keras makes one iterator per epoch (the next one as soon as an epoch ends), so the n-th pass is
+    epoch ``first_epoch + n``; ``first_epoch`` is where a resumed fit starts.
+    """
+
+    def __init__(self, first_epoch: int = 0):
+        self.epoch = int(first_epoch)
+
+    def next_pass(self) -> int:
+        self.epoch += 1
+        return self.epoch - 1
+
+
+def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch])
+
+
 def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int, *,
-                 training: bool, seed: int = 0, balance: bool = True, squeeze_time: bool = False):
+                 training: bool, seed: int = 0, balance: bool = True, squeeze_time: bool = False, clock=None):
     """Batches of ``(x, one-hot y)`` from a cached feature array ``(variants, frames, ...)``.
 
-    Training: windows resampled so classes are about equal (``balance``), a random cached variant
-    per window, reshuffled every epoch; the same ``seed`` gives the same batches. Otherwise: every
-    window once, in order, identity variant. Returns ``(dataset, sample_count)``.
+    Training: each epoch, windows resampled so classes are about equal (``balance``), shuffled, and a
+    random cached variant per window, all drawn from (``seed``, epoch) (``clock`` tells the epoch).
+    Otherwise: every window once, in order, identity variant. Returns ``(dataset, sample_count)``.
     """
     if len(windows) == 0:
         raise ValueError("No windows to make a dataset from.")
-    ids = np.arange(len(windows))
-    if training and balance:
-        ids = balanced_indices(windows.labels, num_classes, np.random.default_rng(seed))
     fetch = _fetcher(features, tf.constant(windows.rows), tf.constant(windows.labels), num_classes,
                      squeeze_time=squeeze_time)
-    dataset = tf.data.Dataset.from_tensor_slices(ids.astype(np.int32))
-    if training:
-        dataset = dataset.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
-        # variant draws come from a seeded stream beside the ids, not from a random op inside the
-        # parallel map, whose draws would depend on thread timing
-        # (own seed: with the shuffle's seed the two streams would coincide and tie variants to windows)
-        draws = tf.data.Dataset.random(seed=seed + 1_000_003, rerandomize_each_iteration=True)
-    else:
-        draws = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
-    dataset = tf.data.Dataset.zip((dataset, draws)).batch(batch_size)
-    return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), len(ids)
+    if not training:
+        ids = np.arange(len(windows), dtype=np.int32)
+        dataset = tf.data.Dataset.from_tensor_slices((ids, np.zeros(len(ids), np.int64))).batch(batch_size)
+        return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), len(ids)
+    clock = clock or EpochClock()
+    count = len(balanced_indices(windows.labels, num_classes, _epoch_rng(seed, 0))) if balance else len(windows)
+
+    def generate():  # one epoch: its order and variant draws depend on (seed, epoch) only
+        rng = _epoch_rng(seed, clock.next_pass())
+        ids = balanced_indices(windows.labels, num_classes, rng) if balance else np.arange(len(windows))
+        ids = rng.permutation(ids).astype(np.int32)
+        draws = rng.integers(0, 2**31 - 1, size=len(ids))
+        for start in range(0, len(ids), batch_size):
+            yield ids[start:start + batch_size], draws[start:start + batch_size]
+
+    signature = (tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int64))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+    return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), count
 
 
 def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, training: bool,
@@ -91,7 +116,7 @@ def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, train
 
 
 def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, batch_size: int, *,
-                              training: bool, seed: int = 0, balance: bool = True):
+                              training: bool, seed: int = 0, balance: bool = True, clock=None):
     """Batches of ``((distinct frames, index), one-hot y)`` for models that encode each frame once.
 
     Consecutive batches walk through the clips in an order redrawn every epoch, so a batch holds
@@ -103,13 +128,14 @@ def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, ba
     gather, shape = frame_gather(features)
     variants, frames_per_variant = shape[0], shape[1]
     rows, labels = tf.constant(windows.rows), tf.constant(windows.labels)
-    rng = np.random.default_rng(seed)
+    clock = clock or EpochClock()
     count = len(_grouped_order(windows, num_classes, variants, training=training, balance=balance,
-                               rng=np.random.default_rng(seed))[0])
+                               rng=_epoch_rng(seed, 0))[0])
 
-    def generate():  # called again every epoch: a new order each time, same number of batches
+    def generate():  # called again every epoch: a new order from (seed, epoch), same number of batches
+        epoch = clock.next_pass() if training else 0
         ids, variant = _grouped_order(windows, num_classes, variants, training=training,
-                                      balance=balance, rng=rng)
+                                      balance=balance, rng=_epoch_rng(seed, epoch))
         for start in range(0, len(ids), batch_size):
             yield ids[start:start + batch_size], variant[start:start + batch_size]
 
