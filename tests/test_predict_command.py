@@ -1,6 +1,7 @@
 """python -m experiments.predict: a run's own exported model on a frame folder or a video, and bad inputs."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -121,7 +122,7 @@ def test_a_25_fps_video_is_resampled_to_the_training_rate(run, clip_folder, tmp_
 def test_a_recording_shorter_than_n_is_stretched_to_one_window(run, clip_folder, tmp_path, capsys):
     short = tmp_path / "short"
     short.mkdir()
-    for path in list_frames(clip_folder)[:3]:
+    for path in map(Path, list_frames(clip_folder)[:3]):
         (short / path.name).write_bytes(path.read_bytes())
     with pytest.warns(UserWarning, match="interpolated up to 5 frames"):
         assert main(["--model", str(run), str(short), "--fps", "100", "--out", str(tmp_path / "out")]) == 0
