@@ -147,7 +147,8 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     record = {
         "versions": library_versions(), "machine": machine(), "code": package_commit(),
         "data": {"root": plan.root, "synthetic": config.data.synthetic, "clips": len(plan.clips),
-                 "subjects": len({c.subject for c in plan.clips}), "classes": list(plan.classes)},
+                 "subjects": len({c.subject for c in plan.clips}), "classes": list(plan.classes),
+                 "fps": sorted({float(c.fps) for c in plan.clips})},
         "weights": weights,
         "seeds": {"folds": config.protocol.seed, "training": config.protocol.seed,
                   "note": "fold k trains with seed + k, the final model with seed + 1000; "

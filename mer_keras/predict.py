@@ -11,6 +11,9 @@ the windows' probabilities, as evaluation does; resampling report; top segments)
 ``timeline.png``. A *segment* is a run of consecutive windows whose most probable class is the
 same non-neutral class (any class but ``non_micro``); segments are ranked by that class's peak
 (default) or mean probability over their windows.
+
+``predict_with_run`` does it with a finished run's own SavedModel, reading N, image size, classes,
+training frame rate and face preprocessing from the run's ``config.json`` (``experiments.predict``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import heapq
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +29,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch
 
-from mer_keras.files import write_bytes, write_json, write_text
-from mer_keras.recordings import SHORT_POLICIES, stream_recording
+from mer_keras.config import RunConfig
+from mer_keras.datasets.frames import resize_frame
+from mer_keras.faces import DEFAULT_MARGIN, DETECT_FRAMES, apply_face, check_face_mode, clip_face_transform
+from mer_keras.files import read_json, write_bytes, write_json, write_text
+from mer_keras.final_model import EXPORT
+from mer_keras.recordings import SHORT_POLICIES, first_frames, open_recording, stream_recording
 
 NEUTRAL_CLASSES = ("non_micro",)
 RANK_BY = ("peak", "mean")
@@ -148,18 +156,21 @@ def _check_options(n, image_size, classes, train_fps, stride, batch_size, top_k,
 
 def predict_recording(model_fn, source, *, n, image_size, classes, train_fps, stride=1, out_dir,
                       batch_size=16, fps=None, top_k=3, rank_by="peak", short_policy="interpolate",
-                      progress=True) -> dict:
+                      progress=True, frame_fn=None, extra=None) -> dict:
     """Slide ``n``-frame windows over ``source`` at ``train_fps`` and write what a user looks at.
 
     ``source``: a video file or a folder of frames (``fps`` overrides a video's rate, required for a
     folder). Writes ``windows.csv``, ``timeline.png`` and, last, ``summary.json`` into ``out_dir``,
     only once every window has been predicted (a bad input or a failing model writes nothing), and
-    returns what ``summary.json`` holds.
+    returns what ``summary.json`` holds. ``frame_fn``: each decoded frame -> the frame the model
+    sees (default: resized by the dataset rule; see ``recordings.decoded_frames``). ``extra``: more
+    entries for ``summary.json`` (e.g. which model answered).
     """
     classes = _check_options(n, image_size, classes, train_fps, stride, batch_size, top_k, rank_by,
                              short_policy)
     stream = stream_recording(source, size=image_size, target_fps=train_fps, n=n, fps=fps,
-                              chunk=max(batch_size, 32), short_policy=short_policy, progress=progress)
+                              chunk=max(batch_size, 32), short_policy=short_policy, progress=progress,
+                              frame_fn=frame_fn)
     ring = np.empty((n, image_size, image_size, 3), np.float32)  # frame i at i % n
     batch = np.empty((batch_size, n, image_size, image_size, 3), np.float32)
     segments = SegmentTracker(classes, top_k, rank_by, n, stride)
@@ -225,6 +236,7 @@ def predict_recording(model_fn, source, *, n, image_size, classes, train_fps, st
             "rank_by": rank_by, "total": segments.total, "per_class": segments.per_class, "top": top,
         },
         "files": {name: str(out_dir / name) for name in ("windows.csv", "timeline.png", "summary.json")},
+        **(extra or {}),
     }
     csv_text = _csv(table)  # everything rendered before the first file is written
     png = io.BytesIO()
@@ -283,3 +295,150 @@ def timeline_figure(windows: pd.DataFrame, classes, segments=(), thumbnails=(), 
                                        xyB=(seg["thumbnail_time_s"], 1.02), coordsB=ax.transData,
                                        color=colour, lw=0.8, alpha=0.7))
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# A run's own final model on a recording
+
+
+class RunFolderError(ValueError):
+    """A model folder that cannot answer as given (no record, unfinished export); names the folder."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A run's exported model and what its ``config.json`` says it takes: N, image size, classes, fps."""
+
+    run: Path  # the run folder (config.json)
+    final: Path  # its final/ folder (saved_model/, model.keras, export.json)
+    config: RunConfig
+    classes: tuple
+    fps: tuple  # frame rates of the clips the run trained on
+
+    @property
+    def saved_model(self) -> Path:
+        return self.final / "saved_model"
+
+
+def trained_model(model_dir) -> TrainedModel:
+    """The run of ``model_dir`` (``RUN/final`` or ``RUN`` itself), checked to hold a finished export."""
+    given = Path(model_dir)
+    if not given.is_dir():
+        raise RunFolderError(f"{given}: no such model folder (pass a run's final/ folder or the run folder). "
+                             f"Received: --model {str(model_dir)!r}")
+    if (given / "config.json").is_file():
+        run, final = given, given / "final"
+    elif (given.parent / "config.json").is_file() and (given / "saved_model").exists():
+        run, final = given.parent, given
+    else:
+        raise RunFolderError(f"{given}: no config.json here or next to it, so the model's record (N, "
+                             "image size, classes, training fps) is unknown; pass RUN/final of a run made "
+                             f"by mer_keras, config.json beside final/. Received: --model {str(model_dir)!r}")
+    if not (final / "saved_model").is_dir() or not (final / EXPORT).is_file():
+        found = sorted(p.name for p in final.iterdir()) if final.is_dir() else "no final/ folder"
+        raise RunFolderError(f"{final}: no finished final model (saved_model/ and {EXPORT}); the run was "
+                             f"made with --no-final or stopped before the export. Received: {found}")
+    config = RunConfig.from_json(run)
+    data = read_json(run / "config.json").get("record", {}).get("data", {})
+    if not data.get("classes"):
+        raise RunFolderError(f"{run / 'config.json'}: the record names no classes (record.data.classes). "
+                             f"Received: record.data keys {sorted(data)}")
+    if not data.get("fps"):
+        raise RunFolderError(f"{run / 'config.json'}: the record has no training frame rate "
+                             "(record.data.fps, written by newer mer_keras runs); rerun the experiment to "
+                             "predict with it. "
+                             f"Received: record.data keys {sorted(data)}")
+    return TrainedModel(run, final, config, tuple(data["classes"]), tuple(float(f) for f in data["fps"]))
+
+
+def load_serving(model: TrainedModel):
+    """``model_fn(float32 (B, N, H, W, 3)) -> (B, classes)`` from the SavedModel's ``serving_default``.
+
+    Its input shape is checked against the run's N and image size; a frame model (N = 1) gets the
+    windows' single frames, ``(B, H, W, 3)``.
+    """
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model.saved_model))
+    signature = loaded.signatures["serving_default"]
+    specs = list(signature.structured_input_signature[1].values())
+    size, frame = model.config.data.image_size, model.config.kind == "frame"
+    expected = (size, size, 3) if frame else (model.config.n, size, size, 3)
+    if len(specs) != 1 or tuple(specs[0].shape[1:]) != expected:
+        raise RunFolderError(f"{model.saved_model}: serving_default does not take what config.json describes "
+                             f"(batch, {', '.join(map(str, expected))}). Received: "
+                             f"{[tuple(s.shape) for s in specs]}")
+
+    def model_fn(batch):
+        out = signature(tf.constant(batch[:, 0] if frame else batch))
+        return next(iter(out.values())).numpy()
+
+    model_fn.loaded = loaded  # the signature needs its SavedModel (and variables) alive
+    return model_fn
+
+
+def face_frame_fn(source, mode, *, size, margin=DEFAULT_MARGIN, fps=None):
+    """``(frame_fn, transform)`` for ``--face mode`` on a recording: one transform from its first frames.
+
+    As for a dataset clip, MTCNN looks at the first ``DETECT_FRAMES`` frames and one crop or
+    alignment serves every frame; no face found gives a ``FaceNotFoundWarning`` naming the file and
+    whole frames. ``mode="none"``: ``(None, None)`` (frames resized by the dataset rule).
+    """
+    mode = check_face_mode(mode)
+    if mode == "none":
+        return None, None
+    recording = open_recording(source, fps)
+    transform = clip_face_transform(first_frames(recording, DETECT_FRAMES), mode, margin=margin,
+                                    name=recording.path)
+    frame_size = tuple(transform.frame_size)
+
+    def frame_fn(image):
+        if tuple(image.shape[:2]) != frame_size:  # a folder of mixed sizes: to the first frame's size
+            image = resize_frame(image, frame_size)
+        return apply_face(image, transform, size)
+
+    return frame_fn, transform
+
+
+def predict_with_run(model_dir, source, *, out_dir, stride=1, fps=None, n=None, train_fps=None, batch_size=16,
+                     top_k=3, progress=True) -> dict:
+    """Predict on a recording with a run's own exported model, as the run saw its clips.
+
+    ``model_dir``: ``RUN/final`` or ``RUN``; its ``config.json`` gives N, image size, classes, face
+    preprocessing and the training frame rate the recording is resampled to (``train_fps`` chooses
+    when the run's clips had several rates). ``n``, if given, must be the model's N. Writes what
+    ``predict_recording`` writes; ``summary.json`` also names the model and the face transform.
+    """
+    model = trained_model(model_dir)
+    config = model.config
+    if n is not None and n != config.n:
+        raise ValueError(f"--n {n} differs from the model's N={config.n} ({model.run / 'config.json'}): a "
+                         f"model takes windows of the length it was trained on. Received: --n {n}")
+    target = _training_fps(model, train_fps)
+    open_recording(source, fps)  # a bad input fails here, before the model loads
+    model_fn = load_serving(model)
+    frame_fn, transform = face_frame_fn(source, config.data.face, size=config.data.image_size,
+                                        margin=config.data.face_margin, fps=fps)
+    extra = {"model": {"run": str(model.run), "saved_model": str(model.saved_model),
+                       "experiment": config.experiment, "kind": config.kind, "pattern": config.pattern,
+                       "training_fps": list(model.fps)},
+             "face": {"mode": config.data.face, "margin": config.data.face_margin,
+                      "transform": None if transform is None else transform.to_json(),
+                      "fell_back": bool(transform is not None and transform.fell_back)}}
+    return predict_recording(model_fn, source, n=config.n, image_size=config.data.image_size,
+                             classes=model.classes, train_fps=target, stride=stride, out_dir=out_dir,
+                             batch_size=batch_size, fps=fps, top_k=top_k, progress=progress,
+                             frame_fn=frame_fn, extra=extra)
+
+
+def _training_fps(model: TrainedModel, train_fps):
+    rates = ", ".join(f"{f:g}" for f in model.fps)
+    if train_fps is None:
+        if len(model.fps) > 1:
+            raise ValueError(f"{model.run / 'config.json'}: the run trained on clips of several frame rates "
+                             f"({rates} fps); pass --train-fps, one of them. Received: --train-fps None")
+        return model.fps[0]
+    if float(train_fps) not in model.fps:
+        raise ValueError(f"--train-fps must be a frame rate the run trained on ({rates} fps, "
+                         f"{model.run / 'config.json'}). Received: --train-fps {train_fps!r}")
+    return float(train_fps)

@@ -9,6 +9,7 @@ rates frames pass through unchanged. Two source frames and one chunk are held at
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -121,8 +122,11 @@ def _open_video(path: Path, fps) -> Recording:
     return Recording(str(path), "video", fps, fps_from, declared if declared > 0 else None, frame.shape[:2])
 
 
-def decoded_frames(recording: Recording, size=None, progress=True, notes=None):
+def decoded_frames(recording: Recording, size=None, progress=True, notes=None, frame_fn=None):
     """Every source frame in order, RGB uint8, resized to ``size`` (int or ``(h, w)``).
+
+    ``frame_fn(frame)``, if given, replaces the resize: it gets each decoded frame (RGB uint8, its
+    own size) and returns the frame at ``size`` (e.g. a face crop, ``faces.apply_face``).
 
     A folder whose frames differ in size gets them all resized and one warning naming it; a
     video that decodes fewer frames than it declares gets a warning (truncated?). What was
@@ -142,7 +146,7 @@ def decoded_frames(recording: Recording, size=None, progress=True, notes=None):
                     stacklevel=2)
             count += 1
             bar.update()
-            yield resize_frame(image, size)
+            yield resize_frame(image, size) if frame_fn is None else frame_fn(image)
     finally:
         bar.close()
     notes.setdefault("mixed_frame_sizes", False)
@@ -152,6 +156,15 @@ def decoded_frames(recording: Recording, size=None, progress=True, notes=None):
         notes["truncated"] = True
         warnings.warn(f"{recording.path}: decoded {count} of the {declared} frames the file declares "
                       "(truncated or damaged?); using the frames decoded.", stacklevel=2)
+
+
+def first_frames(recording: Recording, count: int) -> list:
+    """The first ``count`` frames (fewer if it is shorter) as decoded, RGB uint8 at their own size."""
+    frames = _raw_frames(recording)
+    try:
+        return list(itertools.islice(frames, count))
+    finally:
+        frames.close()  # releases the video
 
 
 def _raw_frames(recording: Recording):
@@ -232,6 +245,7 @@ class RecordingStream:
     """A recording's frames at ``target_fps`` and ``size``, in float32 chunks ``(c, h, w, 3)``, 0-255.
 
     ``size``: an int (square) or ``(h, w)``; None: the first frame's size (later ones resized to it).
+    ``frame_fn``: see ``decoded_frames`` (it must return frames of ``size``).
 
     ``report`` says what was done (source and target rate, source and output frames, resizing,
     short-recording policy); it is complete once the stream has been iterated to the end.
@@ -241,7 +255,7 @@ class RecordingStream:
     """
 
     def __init__(self, recording: Recording, *, size, target_fps=None, n=1, chunk=64,
-                 short_policy="interpolate", progress=True):
+                 short_policy="interpolate", progress=True, frame_fn=None):
         if short_policy not in SHORT_POLICIES:
             raise ValueError(f"`short_policy` must be one of {SHORT_POLICIES}. Received: {short_policy!r}")
         for name, value in (("n", n), ("chunk", chunk)):
@@ -251,6 +265,7 @@ class RecordingStream:
         self.size = tuple(recording.frame_size) if size is None else size  # one size for every chunk
         self.target_fps = recording.fps if target_fps is None else _check_fps(target_fps, "target_fps")
         self.n, self.chunk, self.short_policy, self.progress = int(n), int(chunk), short_policy, progress
+        self.frame_fn = frame_fn
         self.report = {}
 
     def __iter__(self):
@@ -266,7 +281,8 @@ class RecordingStream:
             "mixed_frame_sizes": None, "short": None, "frame_period_s": 1.0 / self.target_fps,
             "complete": False,
         }
-        frames = resample(decoded_frames(rec, self.size, self.progress, notes), rec.fps, self.target_fps)
+        frames = resample(decoded_frames(rec, self.size, self.progress, notes, self.frame_fn), rec.fps,
+                          self.target_fps)
         head = []
         for frame in frames:  # hold back the first n frames: a shorter recording is stretched to n
             head.append(frame)
@@ -308,7 +324,10 @@ def _chain(head, rest):
 
 
 def stream_recording(source, *, size, target_fps=None, n=1, fps=None, chunk=64,
-                     short_policy="interpolate", progress=True) -> RecordingStream:
-    """Open (and check) ``source`` and stream it at ``target_fps`` (None: its own rate), ``size``²."""
+                     short_policy="interpolate", progress=True, frame_fn=None) -> RecordingStream:
+    """Open (and check) ``source`` and stream it at ``target_fps`` (None: its own rate), ``size``².
+
+    ``frame_fn``: see ``decoded_frames``.
+    """
     return RecordingStream(open_recording(source, fps), size=size, target_fps=target_fps, n=n, chunk=chunk,
-                           short_policy=short_policy, progress=progress)
+                           short_policy=short_policy, progress=progress, frame_fn=frame_fn)
