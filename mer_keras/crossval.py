@@ -87,7 +87,12 @@ class Trainer:
         return compile_model(model, self.config.training.lr), head
 
     def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
-        """``(model, head, history, samples)``: fitted on ``train_clips``, checkpoint chosen on ``validation_clips``."""
+        """``(model, head, history, samples)``: fitted on ``train_clips``, checkpoint chosen on ``validation_clips``.
+
+        Everything random in the fit derives from ``seed`` and the epoch (initial weights, dropout,
+        batches), so a fold resumed in another process continues exactly where it stopped.
+        """
+        keras.utils.set_random_seed(seed)  # initial weights and dropout seeds from this fold's seed alone
         train_windows = self.windows(train_clips)
         clock = EpochClock(resume_epoch(folder))  # batches from (seed, epoch): a resumed fit continues the same path
         train_data, samples = self.dataset(train_windows, True, seed, clock)

@@ -26,6 +26,23 @@ def _best_logged(history_csv: Path, monitor: str):
     return float(values.min()) if values.size else None
 
 
+class EpochSeeds(keras.callbacks.Callback):
+    """Puts every random layer's seed state at (its seed, epoch) when an epoch begins.
+
+    Dropout masks are then a function of the epoch and the step within it, so a fit resumed by
+    ``BackupAndRestore`` (which restores weights and optimizer, not seed states) draws the masks an
+    uninterrupted fit draws.
+    """
+
+    STRIDE = 1 << 20  # steps an epoch may take before its counters reach the next epoch's
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.model._flatten_layers():  # Keras tracks seed generators per layer
+            for generator in getattr(layer, "_seed_generators", ()):
+                state = generator.state.numpy()
+                generator.state.assign(np.array([state[0], epoch * self.STRIDE], dtype=state.dtype))
+
+
 def compile_model(model: keras.Model, learning_rate: float, jit_compile="auto") -> keras.Model:
     """Adam and categorical cross-entropy, the paper's training setup."""
     model.compile(
@@ -62,6 +79,7 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
             initial_value_threshold=_best_logged(history_csv, "val_loss") if validated else None,
         ),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
+        EpochSeeds(),
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard"), write_graph=False))
