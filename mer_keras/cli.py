@@ -47,6 +47,10 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                       help="which loader reads --data (auto: recognised from the folder layout; megc2019: "
                            "SMIC, CASME II and SAMM side by side in --data, the official 442-clip list, "
                            "3 classes; megc2019-mapping: the same by label mapping alone)")
+    data.add_argument("--sheet", default=None, metavar="PATH",
+                      help="coding sheet to read instead of the one found beside the data (casme2, samm; "
+                           "megc2019: a CASME2-coding-*.xlsx or SAMM_Micro_FACS_Codes*.xlsx file, told apart "
+                           "by its name); needed when several sheets match, e.g. two CASME II versions")
     data.add_argument("--n", type=int, default=13,
                       help="window length N in frames (Exp-II/III; the paper tried 11-17, best 13)")
     data.add_argument("--short-clips", choices=SHORT_CLIP_POLICIES, default="interpolate",
