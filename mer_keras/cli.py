@@ -69,6 +69,10 @@ def _data_options(data, experiment, flow):
                       help="subjects of the synthetic dataset (SMIC-HS has 16)")
     data.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
                       help="resample training samples so every class has about as many as the largest")
+    data.add_argument("--sheet", default=None, metavar="PATH",
+                      help="coding sheet to read instead of the one found beside the data (casme2, samm; "
+                           "megc2019: a CASME2-coding-*.xlsx or SAMM_Micro_FACS_Codes*.xlsx file, told apart "
+                           "by its name); needed when several sheets match, e.g. two CASME II versions")
     if flow:
         data.add_argument("--apex", choices=APEX_ESTIMATES, default="flow",
                           help="apex of clips the dataset codes none (SMIC): flow = the frame that moved most "

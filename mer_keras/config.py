@@ -42,6 +42,7 @@ class DataConfig:
 
     path: str = SYNTHETIC  # a dataset folder (absolute), or "synthetic"
     dataset: str = "auto"
+    sheet: str | None = None  # coding sheet (CASME II, SAMM; MEGC2019: one or both) instead of the one found
     synthetic: bool = True  # the built-in dataset, or a folder written by its generator
     synthetic_subjects: int = 16
     image_size: int = 112
@@ -215,7 +216,9 @@ class RunConfig:
         kind = EXPERIMENT_KIND[experiment]
         path = o["data"] if o["data"] == SYNTHETIC else str(Path(o["data"]).resolve())
         synthetic = path == SYNTHETIC or is_synthetic_folder(path)
-        data = DataConfig(path=path, dataset="smic" if path == SYNTHETIC else o["dataset"], synthetic=synthetic,
+        sheet = None if o.get("sheet") is None else str(Path(o["sheet"]).resolve())
+        data = DataConfig(path=path, dataset="smic" if path == SYNTHETIC else o["dataset"], sheet=sheet,
+                          synthetic=synthetic,
                           synthetic_subjects=o["synthetic_subjects"],
                           image_size=o.get("image_size") or (112 if synthetic else 224),
                           short_clips=o.get("short_clips", "interpolate"), flip=o.get("flip", False),

@@ -47,7 +47,8 @@ def load_clips(data: DataConfig):
     if data.path == SYNTHETIC:
         root = ensure_synthetic_smic(seed=0, subjects=data.synthetic_subjects)
         return load_dataset(root, "smic"), str(root)
-    return load_dataset(data.path, data.dataset), data.path
+    options = {} if data.sheet is None else {"sheet": data.sheet}
+    return load_dataset(data.path, data.dataset, **options), data.path
 
 
 def plan_dataset(data: DataConfig, n: int) -> DatasetPlan:

@@ -174,6 +174,33 @@ def test_mismatches_name_the_layer_and_load_nothing(tmp_path, tiny, change, mess
         np.testing.assert_array_equal(old, new)
 
 
+@pytest.mark.parametrize(
+    "layer, key, bad, message",
+    [
+        ("conv1_7x7_s2", "kernel", [np.nan],
+         "layer 'conv1_7x7_s2' (file: 'conv1/7x7_s2') weight 'kernel' holds NaN/inf (1 of 588 values)"),
+        ("conv2_1_1x1_proj_bn", "moving_variance", [np.inf, -np.inf],
+         "layer 'conv2_1_1x1_proj_bn' (file: 'conv2_1_1x1_proj/bn') weight 'moving_variance' holds NaN/inf "
+         "(2 of 16 values)"),
+        ("conv5_1_3x3", "kernel", [np.nan] * 3, "layer 'conv5_1_3x3' weight 'kernel' holds NaN/inf (3 of"),
+    ],
+    ids=["nan_kernel", "inf_moving_variance", "nan_deep_kernel"],
+)
+def test_non_finite_weights_name_layer_weight_and_file_and_load_nothing(tmp_path, tiny, layer, key, bad,
+                                                                         message):
+    values = random_values(tiny, seed=8)
+    values[layer][key].flat[: len(bad)] = bad
+    path = tmp_path / "nan.h5"
+    write_keras2_weights(path, tiny, values)
+    before = snapshot(tiny)
+    with pytest.raises(WeightsError) as info:
+        load_legacy_weights(tiny, path)
+    assert message in str(info.value)
+    assert f"Cannot load {path} into model" in str(info.value)
+    for old, new in zip(before, tiny.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
 def test_truncated_file_names_the_file(tmp_path, tiny_file, tiny):
     path, _ = tiny_file
     data = path.read_bytes()

@@ -198,3 +198,155 @@ def test_features_too_large_for_memory_go_to_the_user_cache(tmp_path, monkeypatc
     given = tmp_path / "given"
     chosen = cache_store.choose_storage(given if cache_dir else None, nbytes)
     assert chosen == {"given": given, "auto": tmp_path / "cache" / "features", None: None}[expected]
+
+
+def test_a_cache_file_holding_nan_is_an_error_naming_it_and_the_row(tmp_path, encoder, table):
+    cache = tmp_path / "cache"
+    _cached(encoder, table, cache)
+    (name,) = _npy(cache)
+    stored = np.load(cache / name, mmap_mode="r+")
+    stored[1, 3, 2] = np.nan
+    stored[1, 5, 0] = np.inf
+    stored.flush()
+    del stored
+    expected = (rf"{name}: feature cache holds NaN/inf in 2 of {2 * len(table)} rows "
+                r"\(first: variant 1, frame row 3\); delete the file to recompute it")
+    with pytest.raises(ValueError, match=expected):
+        _cached(encoder, table, cache)
+
+
+def test_the_finiteness_scan_reads_in_chunks(tmp_path, monkeypatch):
+    from mer_keras.pipeline import feature_store
+
+    path = tmp_path / "f.npy"
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(2, 50, 3, 2))
+    array[:] = 1.0
+    array[1, 49, 2, 1] = np.nan  # the very last value
+    array[0, 7, 0, 0] = -np.inf
+    array.flush()
+    monkeypatch.setattr(feature_store, "SCAN_BYTES", 7 * 6 * 4)  # 7 rows a read: chunks cross the variants
+    assert feature_store._non_finite_rows(path, int(array.offset), array.shape) == (2, 7)
+    array[:] = 1.0
+    array.flush()
+    assert feature_store._non_finite_rows(path, int(array.offset), array.shape) == (0, None)
+
+
+def test_nan_features_from_the_encoder_are_not_cached(tmp_path, encoder, table):
+    cache = tmp_path / "cache"
+    conv = encoder.get_layer("conv")
+    conv.kernel.assign(np.full(conv.kernel.shape, np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"features-.*\.npy: the computed features hold NaN/inf in "
+                                         rf"{2 * len(table)} of {2 * len(table)} rows .*nothing was cached"):
+        _cached(encoder, table, cache)
+    assert _npy(cache) == [] and not list(cache.glob(".*tmp*"))
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_logged(tmp_path, encoder, table, caplog):
+    import socket
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = _dead_pid()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = [cache / f".features-0a1b.npy.tmp-{dead}",
+                 cache / f".features-0a1c.npy.tmp-{dead}-{socket.gethostname()}"]
+        kept = [cache / f".features-0a1d.npy.tmp-{alive.pid}",  # a live writer
+                cache / f".features-0a1e.npy.tmp-{dead}-other-host.example",  # other hosts' pids mean nothing
+                cache / f".features-0a1f.npy.tmp-{os.getpid()}"]  # this process
+        for path in stale + kept:
+            path.write_bytes(b"\0" * 1000)
+        with caplog.at_level("WARNING", logger="mer_keras"):
+            _cached(encoder, table, cache)
+        assert sorted(p.name for p in cache.glob(".*tmp*")) == sorted(p.name for p in kept)
+        removed = [r.getMessage() for r in caplog.records if "stale temporary" in r.getMessage()]
+        assert removed == [f"removed the stale temporary feature file {path} (0.0 MB; its writer, "
+                           f"pid {dead}, is not running)" for path in stale]
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+CACHE_DIR_CASES = [
+    # (what is at {tmp}/cache, the --cache-dir given, message)
+    ("file", "cache",
+     r"--cache-dir {tmp}/cache: is a file, not a folder; pass a folder for the feature cache\. "
+     r"Received: --cache-dir {tmp}/cache$"),
+    ("file", "cache/features",
+     r"--cache-dir {tmp}/cache/features: cannot create the folder \(Not a directory\)\. "
+     r"Received: --cache-dir {tmp}/cache/features$"),
+    ("read-only folder", "cache",
+     r"--cache-dir {tmp}/cache: the folder is not writable \(Permission denied\) and these features are not "
+     r"cached there yet; pass a writable folder\. Received: --cache-dir {tmp}/cache$"),
+]
+
+
+def _read_only(folder, monkeypatch):
+    """``folder`` made read-only; as root (who may write anyway) creating files in it is refused too."""
+    from mer_keras.pipeline import feature_store
+
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_open = os.open
+
+        def refuse(path, flags, *args, **kwargs):
+            if flags & os.O_CREAT and os.path.dirname(os.fspath(path)) == str(folder):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(feature_store.os, "open", refuse)
+
+
+@pytest.mark.parametrize("there, given, message", CACHE_DIR_CASES,
+                         ids=[f"{c[0]} at {c[1]}" for c in CACHE_DIR_CASES])
+def test_an_unusable_cache_dir_is_an_error_naming_the_option(tmp_path, encoder, table, monkeypatch, there,
+                                                             given, message):
+    from mer_keras.pipeline.feature_store import CacheDirError
+
+    if there == "file":
+        (tmp_path / "cache").write_text("not a folder")
+    else:
+        (tmp_path / "cache").mkdir()
+        _read_only(tmp_path / "cache", monkeypatch)
+    try:
+        with pytest.raises(CacheDirError, match=message.replace("{tmp}", str(tmp_path))):
+            _cached(encoder, table, tmp_path / given)
+        assert encoder.calls == 0  # refused before computing anything
+    finally:
+        if there != "file":
+            (tmp_path / "cache").chmod(0o755)
+
+
+def test_a_read_only_cache_dir_holding_the_features_is_read(tmp_path, encoder, table, monkeypatch):
+    cache = tmp_path / "cache"
+    first = np.array(_cached(encoder, table, cache))
+    calls = encoder.calls
+    _read_only(cache, monkeypatch)
+    try:
+        np.testing.assert_array_equal(_cached(encoder, table, cache), first)
+        assert encoder.calls == calls
+    finally:
+        cache.chmod(0o755)
+
+
+def test_the_default_cache_folder_is_named_as_such(tmp_path, monkeypatch):
+    from mer_keras.pipeline.feature_store import CacheDirError, cached_features
+
+    monkeypatch.setenv("MER_KERAS_CACHE", str(tmp_path / "user"))
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "features").write_text("x")
+    expected = (r"feature cache folder .*/user/features \(\$MER_KERAS_CACHE or the user cache dir; "
+                r"--cache-dir chooses another\): is a file")
+    with pytest.raises(CacheDirError, match=expected):
+        cached_features(tmp_path / "user" / "features", "0a", {}, lambda allocate: None)

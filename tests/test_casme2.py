@@ -199,7 +199,7 @@ ERRORS = [
     ("several sheets", CASME2_ROWS,
      lambda r: shutil.copy(r / CASME2_SHEET, r / "CASME2-coding-old.xlsx"),
      r"CASME2: several sheets match 'CASME2-coding-\*\.xlsx' \(CASME2-coding-20140508\.xlsx, "
-     r"CASME2-coding-old\.xlsx\); pass `sheet=`"),
+     r"CASME2-coding-old\.xlsx\); pass --sheet PATH \(sheet= in Python\)"),
     ("not xlsx", CASME2_ROWS, lambda r: (r / CASME2_SHEET).write_text("Subject,Filename\n"),
      r"CASME2-coding-20140508\.xlsx: cannot read the sheet as xlsx"),
     ("no subject folders", CASME2_ROWS, lambda r: _remove(r / "CASME2-RAW"),

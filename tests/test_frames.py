@@ -71,3 +71,44 @@ def test_corrupt_frame_names_the_file(tmp_path, content):
 def test_missing_frame_names_the_file(tmp_path):
     with pytest.raises(FrameReadError, match="image3.bmp: frame file not found"):
         read_frame(tmp_path / "image3.bmp")
+
+
+def _image_bytes(ext, shape=(64, 80, 3)):
+    import cv2
+
+    image = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    return cv2.imencode(ext, image)[1].tobytes()
+
+
+FRAME_PROBLEMS = [
+    # (file name, its bytes, the problem frame_problem names; None: it reads whole)
+    ("image1.bmp", lambda: _image_bytes(".bmp"), None),
+    ("image2.jpg", lambda: _image_bytes(".jpg"), None),
+    ("image3.jpg", lambda: _image_bytes(".jpg") + b"\x00" * 16, None),  # padding after the end marker
+    ("image4.bmp", lambda: b"", "zero-byte file"),
+    ("image5.bmp", lambda: b"frame 5 was lost in the copy\n", "cannot decode the image"),
+    ("image6.bmp", lambda: _image_bytes(".bmp")[:7000], "cannot decode the image"),
+    ("image7.png", lambda: _image_bytes(".png")[:5000], "cannot decode the image"),
+    # OpenCV decodes this one (grey rows where data is missing): only the end marker tells
+    ("image8.jpg", lambda: _image_bytes(".jpg")[:4000], "truncated JPEG (no end-of-image marker)"),
+]
+
+
+@pytest.mark.parametrize("name, content, problem", FRAME_PROBLEMS, ids=[case[0] for case in FRAME_PROBLEMS])
+def test_frame_problem_names_what_is_wrong(tmp_path, name, content, problem):
+    from mer_keras.datasets.frames import frame_problem
+
+    path = tmp_path / name
+    path.write_bytes(content())
+    found = frame_problem(path)
+    assert found is None if problem is None else found.startswith(problem)
+
+
+def test_frame_problem_of_a_broken_link(tmp_path):
+    import os
+
+    from mer_keras.datasets.frames import frame_problem
+
+    os.symlink("/nonexistent/image9.bmp", tmp_path / "image9.bmp")
+    assert frame_problem(tmp_path / "image9.bmp") == "broken symbolic link to /nonexistent/image9.bmp"
+    assert frame_problem(tmp_path / "image10.bmp") == "frame file not found"

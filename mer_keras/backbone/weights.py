@@ -136,6 +136,7 @@ def load_legacy_weights(model, path, name_map=None, ignore=()):
 
     `name_map` maps each weighted layer of `model` to its name in the file (default: keras-vggface's
     naming). `ignore` lists file layers that may be left unused (e.g. "classifier" for a no-top model).
+    A weight holding NaN or inf is refused too: it would silently poison every feature computed.
     Returns {"path", "sha256", "layers"}.
     """
     path = os.fspath(path)
@@ -166,6 +167,10 @@ def load_legacy_weights(model, path, name_map=None, ignore=()):
             if tuple(value.shape) != tuple(variable.shape):
                 problems.append(f"{where}: {key} has shape {tuple(value.shape)} in the file, "
                                 f"{tuple(variable.shape)} in the model")
+            elif value.dtype.kind in "fc" and not np.isfinite(value).all():
+                bad = int(value.size - np.isfinite(value).sum())
+                problems.append(f"{where} weight {key!r} holds NaN/inf ({bad} of {value.size} values): "
+                                "a damaged or badly converted file")
             else:
                 assignments.append((variable, value))
     unused = sorted(set(file_layers) - set(name_map.values()) - set(ignore))

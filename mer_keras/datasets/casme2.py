@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from mer_keras.datasets.clip import DatasetError
+from mer_keras.datasets.folders import check_link, dataset_root
 from mer_keras.datasets.sheets import CodedDataset, load_coded, parse_int
 
 # Tried in this order when the root holds several releases: full frames first (the paper
@@ -26,18 +27,19 @@ COLUMNS = {
 }
 EMOTIONS = ("happiness", "disgust", "repression", "surprise", "fear", "sadness", "others")
 FPS = 200.0
+# A subject folder and its number; two folders with one number (sub1, sub01) are an error.
+SUBJECT = re.compile(r"sub(\d+)")
 
 
 def _is_subject(folder: Path) -> bool:
-    return folder.is_dir() and re.fullmatch(r"sub\d+", folder.name) is not None
+    return folder.is_dir() and SUBJECT.fullmatch(folder.name) is not None
 
 
 def find_release_folder(root) -> Path:
     """The folder holding ``sub01/``…: ``root`` itself or one of :data:`RELEASES` inside it."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: CASME II root not found.")
+    root = dataset_root(root, "CASME II root")
     for candidate in (root, *(root / name for name in RELEASES)):
+        check_link(candidate)
         if candidate.is_dir() and any(_is_subject(p) for p in candidate.iterdir()):
             return candidate
     raise DatasetError(
@@ -68,5 +70,5 @@ def load_casme2(root, sheet=None, frames="onset-offset", report=None, missing="e
 
 CASME2 = CodedDataset(
     name="casme2", columns=COLUMNS, emotions=EMOTIONS, fps=FPS, sheet_pattern=SHEET_PATTERN,
-    find_release=find_release_folder, is_subject=_is_subject, subject_folder=subject_folder,
+    find_release=find_release_folder, subject_pattern=SUBJECT, subject_folder=subject_folder,
 )

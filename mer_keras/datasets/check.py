@@ -14,7 +14,8 @@ import re
 import pandas as pd
 
 from mer_keras.datasets import casme2, samm
-from mer_keras.datasets.megc2019 import compare_to_list, load_sources, select_listed
+from mer_keras.datasets.clip import DatasetError
+from mer_keras.datasets.megc2019 import compare_to_list, load_sources, route_sheets, select_listed
 from mer_keras.datasets.official_lists import (
     MEGC2019_CLASSES,
     MEGC2019_LIST,
@@ -35,23 +36,28 @@ _CODED = {"casme2": casme2.CASME2, "samm": samm.SAMM}
 MISMATCHES = ("missing", "class differs")
 
 
-def check_copy(root, check, frames="onset-offset") -> tuple:
+def check_copy(root, check, frames="onset-offset", sheet=None) -> tuple:
     """``(clips, result)``: the clips as ``describe`` shows them and the comparison as a dict.
 
     ``clips`` is the official selection for ``megc2019`` and the source's clips otherwise; listed
-    clips missing on disk are reported in ``result``, never an error.
+    clips missing on disk are reported in ``result``, never an error. ``sheet`` (``--sheet``): the
+    coding sheet(s) to read instead of those found beside the data.
     """
     if check not in CHECKS:
         raise ValueError(f"`check` must be one of {list(CHECKS)}. Received: check={check!r}")
     datasets, _, title = CHECKS[check]
+    if sheet is not None and not set(datasets) & set(_CODED):
+        raise DatasetError(f"--sheet names a coding sheet, and --check {check} reads none. "
+                           f"Received: --sheet {sheet}")
+    sheets = route_sheets(sheet) if check == "megc2019" else {check: sheet}
     report = []
     if check == "megc2019":
-        sources = load_sources(root, root, root, frames, report, missing="warn")
+        sources = load_sources(root, root, root, frames, report, missing="warn", sheet=sheet)
     elif check == "smic-hs":
         sources = {"smic": load_smic(root, modality="HS", non_micro=False)}
     else:
         loader = casme2.load_casme2 if check == "casme2" else samm.load_samm
-        sources = {check: loader(root, frames=frames, report=report, missing="warn")}
+        sources = {check: loader(root, sheet=sheet, frames=frames, report=report, missing="warn")}
     table = compare_to_list(sources, read_sample_list())
     if check == "megc2019":
         clips = select_listed(sources, table, report)
@@ -61,7 +67,8 @@ def check_copy(root, check, frames="onset-offset") -> tuple:
         "check": check,
         "title": title,
         "official_list": MEGC2019_LIST,
-        "sheets": [identify_sheet(sheet_path(_CODED[d], root), d) for d in datasets if d in _CODED],
+        "sheets": [identify_sheet(sheet_path(_CODED[d], root, sheets.get(d)), d)
+                   for d in datasets if d in _CODED],
         **_counts(table, prefixed=check == "megc2019"),
         "differences": _clip_rows(table[table["status"].isin(MISMATCHES)]),
         "not_listed": _clip_rows(table[table["status"] == "extra"]),

@@ -9,11 +9,15 @@ their source in ``dataset``; subjects get the source as prefix (``casme2_sub01``
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
+import os
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 
+from mer_keras.datasets import casme2, samm
 from mer_keras.datasets.casme2 import load_casme2
 from mer_keras.datasets.clip import DatasetError
 from mer_keras.datasets.official_lists import MEGC2019_CLASSES, MEGC2019_LIST, read_sample_list
@@ -25,7 +29,7 @@ logger = logging.getLogger("mer_keras.datasets")
 
 __all__ = ["MEGC2019_CLASSES", "MEGC2019_MAPPING", "compare_to_list", "load_megc2019",
            "load_megc2019_folder", "load_megc2019_mapped", "load_megc2019_mapped_folder", "load_sources",
-           "select_listed"]
+           "route_sheets", "select_listed"]
 
 # source dataset -> {its label: composite label}; labels not listed are dropped.
 MEGC2019_MAPPING = {
@@ -50,16 +54,48 @@ MEGC2019_MAPPING = {
 _NAMED_IN_ERRORS = 20
 
 
+_SHEET_PATTERNS = {"casme2": casme2.SHEET_PATTERN, "samm": samm.SHEET_PATTERN}
+
+
+def route_sheets(sheet, datasets=("casme2", "samm")) -> dict:
+    """``{dataset: path}`` of ``sheet`` (one path, a list of paths or None), each by its file name.
+
+    The composite reads two coding sheets through one ``--sheet`` option, so each path goes to the
+    dataset whose sheet name pattern (``CASME2-coding-*.xlsx``, ``SAMM_Micro_FACS_Codes*.xlsx``)
+    it matches; datasets not given one are absent (their sheet is found beside the data).
+    """
+    if sheet is None:
+        return {}
+    paths = [sheet] if isinstance(sheet, (str, os.PathLike)) else list(sheet)
+    routed = {}
+    for path in paths:
+        name = Path(path).name
+        matches = [d for d in datasets if fnmatch.fnmatch(name, _SHEET_PATTERNS[d])]
+        if not matches:
+            expected = " or ".join(f"{_SHEET_PATTERNS[d]!r} ({d})" for d in datasets)
+            raise DatasetError(f"{path}: not a coding sheet name this run reads (expected {expected}): "
+                               f"keep the released file name. Received: --sheet {path}")
+        if matches[0] in routed:
+            raise DatasetError(f"{routed[matches[0]]} and {path}: two {matches[0]} coding sheets given; "
+                               f"pass one. Received: --sheet {sheet}")
+        routed[matches[0]] = Path(path)
+    return routed
+
+
 def load_sources(smic_root, casme2_root, samm_root, frames="onset-offset", report=None,
-                 missing="error") -> dict:
+                 missing="error", sheet=None) -> dict:
     """``{"smic": [...], "casme2": [...], "samm": [...]}``: SMIC-HS micro clips and the coded clips.
 
-    Labels are the sources' own; ``frames`` and ``missing`` apply to the sheet loaders.
+    Labels are the sources' own; ``frames`` and ``missing`` apply to the sheet loaders, ``sheet``
+    (one or two paths, see :func:`route_sheets`) chooses their coding sheets.
     """
+    sheets = route_sheets(sheet)
     return {
         "smic": load_smic(smic_root, modality="HS", non_micro=False),
-        "casme2": load_casme2(casme2_root, frames=frames, report=report, missing=missing),
-        "samm": load_samm(samm_root, frames=frames, report=report, missing=missing),
+        "casme2": load_casme2(casme2_root, sheet=sheets.get("casme2"), frames=frames, report=report,
+                              missing=missing),
+        "samm": load_samm(samm_root, sheet=sheets.get("samm"), frames=frames, report=report,
+                          missing=missing),
     }
 
 
@@ -67,15 +103,18 @@ def _composite(clip, label):
     return dataclasses.replace(clip, subject=f"{clip.dataset}_{clip.subject}", label=label)
 
 
-def load_megc2019_mapped(smic_root, casme2_root, samm_root, frames="onset-offset", report=None) -> list:
+def load_megc2019_mapped(smic_root, casme2_root, samm_root, frames="onset-offset", report=None,
+                         sheet=None) -> list:
     """The composite by label mapping alone (:data:`MEGC2019_MAPPING`): SMIC-HS, CASME II, SAMM.
 
     Not the official set (see :func:`load_megc2019`). Clips whose label has no composite class
     are dropped; each drop goes to ``report`` and the counts per source and label to the log.
+    ``sheet``: the coding sheets to read, see :func:`route_sheets`.
     """
     check_options(frames, report)
     composite = []
-    for dataset, clips in load_sources(smic_root, casme2_root, samm_root, frames, report).items():
+    sources = load_sources(smic_root, casme2_root, samm_root, frames, report, sheet=sheet)
+    for dataset, clips in sources.items():
         mapping, dropped = MEGC2019_MAPPING[dataset], Counter()
         for clip in clips:
             if clip.label not in mapping:
@@ -132,18 +171,19 @@ def _sheet_label(row) -> str:
 
 
 def load_megc2019(smic_root, casme2_root, samm_root, frames="onset-offset", report=None,
-                  missing="error") -> list:
+                  missing="error", sheet=None) -> list:
     """The official MEGC2019 composite: exactly the 442 listed clips, SMIC-HS, CASME II, SAMM.
 
     A clip's class is the list's. A listed clip the source labels differently (through
     :data:`MEGC2019_MAPPING`) keeps the list's class and is reported; clips the list leaves out
     are dropped and reported. Listed clips not on disk are an error naming them, or with
     ``missing="warn"`` a warning and one report entry each. Report entries about a list row name
-    the list as ``sheet`` and its CSV line as ``row``. ``frames`` applies to CASME II and SAMM.
+    the list as ``sheet`` and its CSV line as ``row``. ``frames`` applies to CASME II and SAMM, and
+    ``sheet`` chooses their coding sheets (see :func:`route_sheets`).
     """
     check_options(frames, report, missing)
     samples = read_sample_list()
-    sources = load_sources(smic_root, casme2_root, samm_root, frames, report, missing="warn")
+    sources = load_sources(smic_root, casme2_root, samm_root, frames, report, missing="warn", sheet=sheet)
     table = compare_to_list(sources, samples)
     absent = table[table["status"] == "missing"]
     if missing == "error" and len(absent):
@@ -193,11 +233,11 @@ def select_listed(sources: dict, table: pd.DataFrame, report=None) -> list:
     return composite
 
 
-def load_megc2019_folder(root, frames="onset-offset", report=None, missing="error") -> list:
+def load_megc2019_folder(root, frames="onset-offset", report=None, missing="error", sheet=None) -> list:
     """The official composite from one folder holding the three datasets (and sheets) side by side."""
-    return load_megc2019(root, root, root, frames=frames, report=report, missing=missing)
+    return load_megc2019(root, root, root, frames=frames, report=report, missing=missing, sheet=sheet)
 
 
-def load_megc2019_mapped_folder(root, frames="onset-offset", report=None) -> list:
+def load_megc2019_mapped_folder(root, frames="onset-offset", report=None, sheet=None) -> list:
     """The mapping-only composite from one folder holding the three datasets side by side."""
-    return load_megc2019_mapped(root, root, root, frames=frames, report=report)
+    return load_megc2019_mapped(root, root, root, frames=frames, report=report, sheet=sheet)

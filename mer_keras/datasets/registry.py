@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mer_keras.datasets import casme2, samm
 from mer_keras.datasets.clip import DatasetError
+from mer_keras.datasets.folders import dataset_root
 from mer_keras.datasets.megc2019 import load_megc2019_folder, load_megc2019_mapped_folder
 from mer_keras.datasets.smic import find_modality_folder, load_smic
 
@@ -20,6 +19,8 @@ LOADERS = {
     "megc2019": (load_megc2019_folder, lambda root: False),
     "megc2019-mapping": (load_megc2019_mapped_folder, lambda root: False),
 }
+# The loaders that read coding sheets, so take `sheet=` (--sheet).
+SHEET_LOADERS = ("casme2", "samm", "megc2019", "megc2019-mapping")
 
 
 def _finds(finder, root) -> bool:
@@ -31,19 +32,39 @@ def _finds(finder, root) -> bool:
 
 
 def detect_dataset(root) -> str:
-    """The name of the dataset whose layout ``root`` has; an error lists what was tried."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: dataset folder not found.")
-    for name, (_, recognises) in LOADERS.items():
-        if recognises(root):
-            return name
-    raise DatasetError(f"{root}: not a known dataset layout (tried {', '.join(LOADERS)}).")
+    """The name of the dataset whose layout ``root`` has; an error lists what was tried.
+
+    Several layouts in one folder (SMIC beside CASME II, say) are an error naming them: which one a
+    run reads is the user's choice (``--dataset``), never a silent pick.
+    """
+    root = dataset_root(root, "dataset folder")
+    found = [name for name, (_, recognises) in LOADERS.items() if recognises(root)]
+    if len(found) > 1:
+        composite = ""
+        if set(found) >= {"smic", "casme2", "samm"}:
+            composite = "; megc2019 or megc2019-mapping reads SMIC, CASME II and SAMM side by side"
+        raise DatasetError(
+            f"{root}: holds the layouts of several datasets ({', '.join(found)}); pass --dataset NAME "
+            f"(dataset= in Python) to choose which one to read{composite}."
+        )
+    if not found:
+        raise DatasetError(f"{root}: not a known dataset layout (tried {', '.join(LOADERS)}).")
+    return found[0]
 
 
-def load_dataset(root, dataset="auto", **options) -> list:
-    """Clips of ``root`` read by the loader named ``dataset`` (``"auto"``: recognised from layout)."""
+def load_dataset(root, dataset="auto", sheet=None, **options) -> list:
+    """Clips of ``root`` read by the loader named ``dataset`` (``"auto"``: recognised from layout).
+
+    ``sheet`` (``--sheet``) is the coding sheet to read instead of the one found beside the data:
+    for casme2 and samm one path; for megc2019 one path or several, each going to the dataset
+    whose sheet name pattern it matches.
+    """
     name = detect_dataset(root) if dataset == "auto" else dataset
     if name not in LOADERS:
         raise ValueError(f"`dataset` must be 'auto' or one of {list(LOADERS)}. Received: {dataset!r}")
+    if sheet is not None:
+        if name not in SHEET_LOADERS:
+            raise ValueError(f"--sheet (sheet=) names a coding sheet, and {name} reads none (only "
+                             f"{', '.join(SHEET_LOADERS)} do). Received: --sheet {sheet}")
+        options["sheet"] = sheet
     return LOADERS[name][0](root, **options)

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from mer_keras.datasets.clip import DatasetError
+from mer_keras.datasets.folders import check_link, dataset_root
 from mer_keras.datasets.sheets import CodedDataset, load_coded, parse_int
 
 RELEASE = "SAMM"
@@ -23,18 +24,19 @@ COLUMNS = {
 }
 EMOTIONS = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise", "other")
 FPS = 200.0
+# A subject folder and its number; two folders with one number (6 and 006) are an error.
+SUBJECT = re.compile(r"(\d+)")
 
 
 def _is_subject(folder: Path) -> bool:
-    return folder.is_dir() and re.fullmatch(r"\d{3}", folder.name) is not None
+    return folder.is_dir() and SUBJECT.fullmatch(folder.name) is not None
 
 
 def find_release_folder(root) -> Path:
     """The folder holding ``006/``…: ``root`` itself or ``SAMM/`` inside it."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: SAMM root not found.")
+    root = dataset_root(root, "SAMM root")
     for candidate in (root, root / RELEASE):
+        check_link(candidate)
         if candidate.is_dir() and any(_is_subject(p) for p in candidate.iterdir()):
             return candidate
     raise DatasetError(f"{root}: no SAMM subject folders (006/…) in it or in {RELEASE}/.")
@@ -59,5 +61,5 @@ def load_samm(root, sheet=None, frames="onset-offset", report=None, missing="err
 
 SAMM = CodedDataset(
     name="samm", columns=COLUMNS, emotions=EMOTIONS, fps=FPS, sheet_pattern=SHEET_PATTERN,
-    find_release=find_release_folder, is_subject=_is_subject, subject_folder=subject_folder,
+    find_release=find_release_folder, subject_pattern=SUBJECT, subject_folder=subject_folder,
 )

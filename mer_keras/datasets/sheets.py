@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer_keras.datasets.clip import Clip, DatasetError
+from mer_keras.datasets.folders import check_link, numbered_subjects, subfolders
 from mer_keras.datasets.frames import frame_number, list_frames
 
 logger = logging.getLogger("mer_keras.datasets")
@@ -28,6 +29,8 @@ MISSING_MODES = ("error", "warn")
 CODED_FIELDS = ("subject", "filename", "onset", "apex", "offset", "emotion")
 NO_APEX = "/"
 _HEADER_SEARCH_ROWS = 100
+# How the error for an ambiguous or absent sheet says to name one.
+SHEET_OPTION = "--sheet PATH (sheet= in Python)"
 
 
 def check_options(frames, report, missing="error") -> None:
@@ -53,16 +56,19 @@ def find_sheet(folders, pattern: str) -> Path:
     """The one file matching ``pattern`` in the first of ``folders`` holding any."""
     folders = list(dict.fromkeys(Path(f) for f in folders))
     for folder in folders:
-        matches = sorted(p for p in folder.glob(pattern) if p.is_file())
+        matches = sorted(p for p in folder.glob(pattern) if not p.name.startswith("."))
+        for match in matches:
+            check_link(match)
+        matches = [p for p in matches if p.is_file()]
         if len(matches) > 1:
             names = ", ".join(p.name for p in matches)
             raise DatasetError(
-                f"{folder}: several sheets match {pattern!r} ({names}); pass `sheet=`."
+                f"{folder}: several sheets match {pattern!r} ({names}); pass {SHEET_OPTION} to choose one."
             )
         if matches:
             return matches[0]
     searched = ", ".join(str(f) for f in folders)
-    raise DatasetError(f"No coding sheet matching {pattern!r} found in {searched}; pass `sheet=`.")
+    raise DatasetError(f"No coding sheet matching {pattern!r} found in {searched}; pass {SHEET_OPTION}.")
 
 
 def _normal(name) -> str:
@@ -80,17 +86,20 @@ def is_blank(value) -> bool:
 
 
 def read_sheet(path, columns) -> pd.DataFrame:
-    """The table of the first worksheet, ``columns`` only, indexed by Excel row number.
+    """The table of the first worksheet tab, ``columns`` only, indexed by Excel row number.
 
     The header row is the first naming both ``columns[0]`` and ``columns[1]`` (text rows may
-    come before it); blank header columns and wholly blank rows are left out.
+    come before it); blank header columns and wholly blank rows are left out. Only the first tab
+    is read (the released sheets hold their table there); the error names the tabs found.
     """
     path = Path(path)
+    check_link(path)
     if not path.is_file():
         raise DatasetError(f"{path}: coding sheet not found.")
     try:
-        cells = pd.read_excel(path, header=None, dtype=object, engine="openpyxl",
-                              keep_default_na=False)
+        with pd.ExcelFile(path, engine="openpyxl") as book:
+            tabs = list(book.sheet_names)
+            cells = book.parse(0, header=None, dtype=object, keep_default_na=False)
     except Exception as error:  # openpyxl raises several types for a non-xlsx file
         raise DatasetError(f"{path}: cannot read the sheet as xlsx ({error}).") from error
     keys = [_normal(c) for c in columns[:2]]
@@ -100,9 +109,11 @@ def read_sheet(path, columns) -> pd.DataFrame:
         None,
     )
     if header is None:
+        listed = ", ".join(repr(t) for t in tabs)
         raise DatasetError(
-            f"{path}: no header row naming {columns[0]!r} and {columns[1]!r} "
-            f"in the first {_HEADER_SEARCH_ROWS} rows."
+            f"{path}: no header row naming {columns[0]!r} and {columns[1]!r} in the first "
+            f"{_HEADER_SEARCH_ROWS} rows of its first worksheet tab {tabs[0]!r}; only the first tab is "
+            f"read (tabs found: {listed}): move the table to the first tab."
         )
     names = [None if is_blank(v) else str(v).strip() for v in cells.iloc[header]]
     found = {}
@@ -145,8 +156,13 @@ class CodedDataset:
     fps: float
     sheet_pattern: str
     find_release: Callable  # root -> the folder holding the subject folders
-    is_subject: Callable  # Path -> bool
-    subject_folder: Callable  # Subject cell -> folder name; ValueError if it is not one
+    subject_pattern: re.Pattern  # a subject folder's name; its first group is the subject number
+    subject_folder: Callable  # Subject cell (or number) -> folder name; ValueError if it is not one
+
+
+def subject_number(dataset: CodedDataset, name: str) -> int:
+    """The number in a subject folder name as ``subject_folder`` spells it (``sub01`` -> 1)."""
+    return int(dataset.subject_pattern.fullmatch(name).group(1))
 
 
 def sheet_path(dataset: CodedDataset, root, sheet=None) -> Path:
@@ -164,6 +180,7 @@ def load_coded(dataset: CodedDataset, root, sheet, frames, report, missing="erro
     """
     check_options(frames, report, missing)
     release = dataset.find_release(root)
+    subjects = numbered_subjects(release, dataset.subject_pattern)  # sub1 and sub01 at once: an error
     sheet = sheet_path(dataset, root, sheet)
     table = read_sheet(sheet, list(dataset.columns.values()))
     clips, rows_of, absent = [], {}, 0
@@ -172,7 +189,7 @@ def load_coded(dataset: CodedDataset, root, sheet, frames, report, missing="erro
         if all(is_blank(v) for v in cell.values()):
             note(report, sheet, row, None, "row has text only outside the coded columns: skipped")
             continue
-        clip = _row_clip(dataset, release, sheet, row, cell, frames, report, missing)
+        clip = _row_clip(dataset, release, subjects, sheet, row, cell, frames, report, missing)
         if clip is None:
             absent += 1
             continue
@@ -182,10 +199,11 @@ def load_coded(dataset: CodedDataset, root, sheet, frames, report, missing="erro
                                f"is also in row {rows_of[key]}.")
         rows_of[key] = row
         clips.append(clip)
-    for subject in sorted(p for p in release.iterdir() if dataset.is_subject(p)):
-        for folder in sorted(p for p in subject.iterdir() if p.is_dir()):
-            if (subject.name, folder.name) not in rows_of:
-                note(report, sheet, None, f"{subject.name}/{folder.name}",
+    for number, subject in subjects.items():
+        name = dataset.subject_folder(number)
+        for folder in subfolders(subject):
+            if (name, folder.name) not in rows_of:
+                note(report, sheet, None, f"{name}/{folder.name}",
                      f"folder {folder} has no row in the sheet: not loaded")
     if not clips and absent:
         raise DatasetError(f"{release}: none of the {absent} clip folders coded in {sheet} exists.")
@@ -195,7 +213,7 @@ def load_coded(dataset: CodedDataset, root, sheet, frames, report, missing="erro
     return clips
 
 
-def _row_clip(dataset: CodedDataset, release, sheet, row, cell, frames, report, missing):
+def _row_clip(dataset: CodedDataset, release, subjects, sheet, row, cell, frames, report, missing):
     columns = dataset.columns
 
     def fail(problem):
@@ -224,7 +242,9 @@ def _row_clip(dataset: CodedDataset, release, sheet, row, cell, frames, report, 
     if onset > offset:
         raise fail(f"clip {name}: {columns['onset']} {onset} is after "
                    f"{columns['offset']} {offset}.")
-    folder = release / subject / clip_id
+    # the subject's folder as it is spelled on disk (sub1 for sub01), else where it would be
+    folder = subjects.get(subject_number(dataset, subject), release / subject) / clip_id
+    check_link(folder)  # a clip folder linked to an unmounted disk is broken, not absent
     if not folder.is_dir():
         if missing == "error":
             raise fail(f"clip {name} has no folder {folder}.")

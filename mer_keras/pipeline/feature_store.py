@@ -4,16 +4,22 @@ The key hashes everything the features depend on: every frame file (path, size, 
 interpolation weight), the image size, the encoder's output layer and shape, the weights (file
 sha256, or a hash of the weights themselves when random), the variants and the library versions.
 Any change gives a new key, so a stale file is never read. A file is written under a temporary
-name and renamed last, so a partly written one is never read either. Rows are written and read
-with ``os.pwrite``/``os.preadv`` (``DiskFeatures``), not through a memory map, so the features
-never count against the process's memory: only the rows of the batch in hand do.
+name and renamed last, so a partly written one is never read either; the temporary file of a
+writer that died (its pid is in the name) is removed the next time the folder is used. Rows are
+written and read with ``os.pwrite``/``os.preadv`` (``DiskFeatures``), not through a memory map, so
+the features never count against the process's memory: only the rows of the batch in hand do.
+Every file is scanned for NaN/inf once when it is opened (see ``_non_finite_rows``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
+import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +29,16 @@ from mer_keras.paths import user_cache_base
 
 FORMAT = 1  # bump when the layout or the meaning of the stored array changes
 MEMORY_SHARE = 0.25  # features larger than this share of the machine's memory go to disk by default
+SCAN_BYTES = 64 << 20  # the finiteness scan reads this much at a time: memory stays bounded
+# .features-<key>.npy.tmp-<pid>[-<host>]: the writer's pid (and host, as a shared folder may be
+# used by several machines, whose pids mean nothing here)
+_TEMPORARY = re.compile(r"\.features-[0-9a-f]+\.npy\.tmp-(\d+)(?:-(.+))?")
+
+log = logging.getLogger("mer_keras")
+
+
+class CacheDirError(ValueError):
+    """The feature cache folder cannot be used: a file, not creatable or not writable; names the option."""
 
 
 def physical_memory():
@@ -107,18 +123,88 @@ def cache_key(encoder, table, size, variants, weights=None) -> tuple:
     return key, description
 
 
+def _folder_error(cache_dir, problem: str) -> CacheDirError:
+    """The error for an unusable cache folder, naming ``--cache-dir``, or the default folder if it is that."""
+    folder = Path(cache_dir)
+    if folder == user_cache_base() / "features":
+        return CacheDirError(f"feature cache folder {folder} ($MER_KERAS_CACHE or the user cache dir; "
+                             f"--cache-dir chooses another): {problem}.")
+    return CacheDirError(f"--cache-dir {folder}: {problem}. Received: --cache-dir {cache_dir}")
+
+
+def _cache_folder(cache_dir) -> Path:
+    """``cache_dir`` created if needed; a file in its place or an uncreatable folder is a clear error."""
+    folder = Path(cache_dir)
+    if folder.exists() and not folder.is_dir():
+        raise _folder_error(cache_dir, "is a file, not a folder; pass a folder for the feature cache")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _folder_error(cache_dir, f"cannot create the folder ({error.strerror or error})") from None
+    return folder
+
+
+def _writer_alive(pid: int) -> bool:
+    """True if process ``pid`` runs on this machine (or may: one we may not signal is alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder) -> list:
+    """Delete the temporary files of writers that died (killed mid-computation); returns their paths.
+
+    A file whose pid runs, or was written on another host (its name says which), is left alone;
+    each removal is logged with its size.
+    """
+    removed, host = [], socket.gethostname()
+    for path in sorted(Path(folder).glob(".features-*.npy.tmp-*")):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match is None or (match.group(2) is not None and match.group(2) != host):
+            continue
+        if _writer_alive(int(match.group(1))):
+            continue
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue  # another process removed it first
+        except OSError as error:
+            log.warning("cannot remove the stale temporary feature file %s (%s)", path,
+                        error.strerror or error)
+            continue
+        log.warning("removed the stale temporary feature file %s (%.1f MB; its writer, pid %s, is not "
+                    "running)", path, size / 1e6, match.group(1))
+        removed.append(path)
+    return removed
+
+
 def cached_features(cache_dir, key, description, compute) -> np.ndarray:
     """The array stored under ``key`` (read-only memmap), computed by ``compute(allocate)`` if absent.
 
     ``compute`` fills the array returned by ``allocate(shape)``, here a memmap of a temporary file
-    that is renamed to its final name only once complete.
+    that is renamed to its final name only once complete. Temporary files of dead writers in the
+    folder are removed first. A read-only folder is fine while the file is there.
     """
-    folder = Path(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _cache_folder(cache_dir)
+    remove_stale_temporaries(folder)
     final = folder / f"features-{key}.npy"
     if final.exists():
         return _read(final, description)
-    temporary = folder / f".features-{key}.npy.tmp-{os.getpid()}"
+    temporary = folder / f".features-{key}.npy.tmp-{os.getpid()}-{socket.gethostname()}"
+    try:  # created now, before any computing, so an unwritable folder fails at once
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
+    except OSError as error:
+        if not isinstance(error, PermissionError) and error.errno != errno.EROFS:
+            raise
+        raise _folder_error(cache_dir, f"the folder is not writable ({error.strerror or error}) and these "
+                                       "features are not cached there yet; pass a writable folder") from None
     files = []
 
     def allocate(shape):
@@ -128,6 +214,12 @@ def cached_features(cache_dir, key, description, compute) -> np.ndarray:
     try:
         compute(allocate)
         files[-1].close(sync=True)
+        shape = files[-1].shape
+        bad, first = _non_finite_rows(temporary, files[-1].offset, shape)
+        if bad:
+            raise ValueError(f"{final}: the computed features hold NaN/inf in {bad} of {shape[0] * shape[1]} "
+                             f"rows ({_row_name(first, shape)}): the encoder produced them (its weights or "
+                             "precision?); nothing was cached.")
         (folder / f"features-{key}.json").write_text(json.dumps(description, indent=1, sort_keys=True))
         os.replace(temporary, final)  # last: the final name exists only for a complete file
     finally:
@@ -135,10 +227,11 @@ def cached_features(cache_dir, key, description, compute) -> np.ndarray:
             file.close()
         if temporary.exists():
             temporary.unlink()
-    return _read(final, description)
+    return _read(final, description, scan=False)  # scanned just above
 
 
-def _read(path, description) -> np.ndarray:
+def _read(path, description, scan=True) -> np.ndarray:
+    """The cache file at ``path`` as a read-only memmap; dtype, shape and (``scan``) values checked."""
     try:
         features = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as error:
@@ -147,7 +240,51 @@ def _read(path, description) -> np.ndarray:
     if features.dtype != np.float32 or tuple(features.shape) != expected:
         raise ValueError(f"{path}: feature cache holds {features.dtype} {tuple(features.shape)}, expected "
                          f"float32 {expected}; delete the file to recompute it.")
+    bad, first = _non_finite_rows(path, int(features.offset), features.shape) if scan else (0, None)
+    if bad:
+        rows = features.shape[0] * features.shape[1]
+        raise ValueError(f"{path}: feature cache holds NaN/inf in {bad} of {rows} rows "
+                         f"({_row_name(first, features.shape)}); delete the file to recompute it.")
     return features
+
+
+def _row_name(row: int, shape) -> str:
+    return f"first: variant {row // shape[1]}, frame row {row % shape[1]}"
+
+
+def _non_finite_rows(path, offset: int, shape) -> tuple:
+    """``(rows holding NaN/inf, first such row)`` of a ``(variants, frames, ...)`` float32 body at ``offset``.
+
+    The file is read once, ``SCAN_BYTES`` at a time with ``os.preadv`` (no memory map: memory stays
+    bounded). Measured on a 1 GiB file on this machine (2 vCPUs): 0.44-0.51 s from the page cache
+    (0.22 s of it ``np.isfinite``), 0.8-1.7 s once evicted; seconds per GB against the minutes the
+    features took to compute. Checking each batch's rows as training reads them would cost nothing
+    up front, but would find a bad row only mid-training, and only a row some batch happens to use.
+    """
+    variants, frames = int(shape[0]), int(shape[1])
+    row_values = int(np.prod(shape[2:], dtype=np.int64))
+    total = variants * frames
+    if not total * row_values:
+        return 0, None
+    rows_per_read = max(1, SCAN_BYTES // (4 * row_values))
+    buffer = np.empty((min(rows_per_read, total), row_values), np.float32)
+    bad, first = 0, None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for start in range(0, total, rows_per_read):
+            chunk = buffer[:min(rows_per_read, total - start)]
+            got = os.preadv(fd, [memoryview(chunk).cast("B")], offset + start * 4 * row_values)
+            if got != chunk.nbytes:
+                raise ValueError(f"{path}: feature cache truncated at row {start + got // (4 * row_values)}; "
+                                 "delete the file to recompute it.")
+            finite = np.isfinite(chunk).all(axis=1)
+            if not finite.all():
+                bad += int(len(chunk) - finite.sum())
+                if first is None:
+                    first = start + int(np.argmin(finite))
+    finally:
+        os.close(fd)
+    return bad, first
 
 
 class _RowWriter:
