@@ -2,7 +2,7 @@
 
 
 def consecutive_clips(lengths, n, classes=3):
-    """A ``WindowSet`` of clips of ``lengths`` frames laid over consecutive frame rows (class = clip % classes)."""
+    """A ``WindowSet`` of clips of ``lengths`` frames over consecutive frame rows (class = clip % classes)."""
     import numpy as np
 
     from mer_keras.pipeline.windows import WindowSet, sliding_windows
@@ -13,5 +13,6 @@ def consecutive_clips(lengths, n, classes=3):
         clip_index.append(np.full(len(rows[-1]), i, np.int32))
         start += int(length)
     clip_index = np.concatenate(clip_index)
-    return WindowSet(np.concatenate(rows).astype(np.int32), clip_index, clip_index % classes,
-                     tuple(range(len(rows))))
+    return WindowSet(
+        np.concatenate(rows).astype(np.int32), clip_index, clip_index % classes, tuple(range(len(rows)))
+    )

@@ -63,16 +63,23 @@ def run(root=None, tolerance=3, size=28, limit=None, progress=False) -> dict:
         "clips": len(micro),
         "non_micro_left_out": left_out,
         "tolerance_frames": tolerance,
-        **{f"{name}_within_tolerance": round(float(np.mean(np.array(e) <= tolerance)), 4)
-           for name, e in errors.items()},
+        **{
+            f"{name}_within_tolerance": round(float(np.mean(np.array(e) <= tolerance)), 4)
+            for name, e in errors.items()
+        },
         **{f"{name}_mean_abs_error_frames": round(float(np.mean(e)), 3) for name, e in errors.items()},
         "search_ms_per_clip": round(1000 * statistics.median(search_s), 1),
         "tvl1_ms_per_clip": round(1000 * statistics.median(tvl1_s), 1),
         "tvl1_ms_per_clip_mean": round(1000 * statistics.mean(tvl1_s), 1),
-        "settings": {"root": str(root), "frame_shape": frame_shape, "output_size": size,
-                     "mean_clip_frames": round(float(np.mean([len(c) for c in micro])), 1),
-                     "search": ApexSearch().as_dict(), "tvl1": TVL1Params().as_dict(),
-                     "opencv_threads": cv2.getNumThreads()},
+        "settings": {
+            "root": str(root),
+            "frame_shape": frame_shape,
+            "output_size": size,
+            "mean_clip_frames": round(float(np.mean([len(c) for c in micro])), 1),
+            "search": ApexSearch().as_dict(),
+            "tvl1": TVL1Params().as_dict(),
+            "opencv_threads": cv2.getNumThreads(),
+        },
         "versions": {"mer_keras": mer_keras.__version__, "opencv": cv2.__version__, "numpy": np.__version__},
         "machine": {"cpus": os.cpu_count()},
     }
@@ -81,25 +88,37 @@ def run(root=None, tolerance=3, size=28, limit=None, progress=False) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, default=None,
-                        help="a synthetic dataset folder (default: the built-in one, generated if absent)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="a synthetic dataset folder (default: the built-in one, generated if absent)",
+    )
     parser.add_argument("--tolerance", type=int, default=3, help="frames either side of the true apex")
     parser.add_argument("--size", type=int, default=28, help="flow image side for the TV-L1 timing")
     parser.add_argument("--limit", type=int, default=None, help="only the first N micro clips")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     if args.tolerance < 0 or args.size < 1 or (args.limit is not None and args.limit < 1):
-        parser.error(f"need --tolerance >= 0, --size >= 1, --limit >= 1. Received: "
-                     f"--tolerance {args.tolerance}, --size {args.size}, --limit {args.limit}")
+        parser.error(
+            f"need --tolerance >= 0, --size >= 1, --limit >= 1. Received: "
+            f"--tolerance {args.tolerance}, --size {args.size}, --limit {args.limit}"
+        )
     result = run(args.root, args.tolerance, args.size, args.limit, progress=not args.json)
     if not args.json:
-        print(f"{result['clips']} micro clips ({result['non_micro_left_out']} non-micro left out), "
-              f"estimate within +-{args.tolerance} frames of the true apex:")
+        print(
+            f"{result['clips']} micro clips ({result['non_micro_left_out']} non-micro left out), "
+            f"estimate within +-{args.tolerance} frames of the true apex:"
+        )
         for name in ("flow", "flow_mean", "middle"):
-            print(f"  {name:10s} {result[f'{name}_within_tolerance']:.3f}  "
-                  f"(mean |error| {result[f'{name}_mean_abs_error_frames']:.2f} frames)")
-        print(f"search {result['search_ms_per_clip']:.0f} ms/clip, "
-              f"TV-L1 {result['tvl1_ms_per_clip']:.0f} ms/clip")
+            print(
+                f"  {name:10s} {result[f'{name}_within_tolerance']:.3f}  "
+                f"(mean |error| {result[f'{name}_mean_abs_error_frames']:.2f} frames)"
+            )
+        print(
+            f"search {result['search_ms_per_clip']:.0f} ms/clip, "
+            f"TV-L1 {result['tvl1_ms_per_clip']:.0f} ms/clip"
+        )
     print(json.dumps(result))
     return 0
 

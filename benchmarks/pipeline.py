@@ -63,8 +63,18 @@ def consumed(model, batches, repeats):
     return statistics.median(rates)
 
 
-def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_batches=10, repeats=3,
-        units=(128, 64, 32), map_size=4):
+def run(
+    frames=4600,
+    dim=2048,
+    n=13,
+    batch=32,
+    variants=1,
+    batches=200,
+    train_batches=10,
+    repeats=3,
+    units=(128, 64, 32),
+    map_size=4,
+):
     import keras
     import numpy as np
 
@@ -83,17 +93,31 @@ def run(frames=4600, dim=2048, n=13, batch=32, variants=1, batches=200, train_ba
     dataset, samples = make_dataset(features, windows, 3, batch, training=True, seed=0)
     supply = delivered(dataset, batches, repeats)
     fixed = [(x.numpy(), y.numpy()) for x, y in dataset.take(train_batches)]
-    model = compile_model(build_head(HeadSpec("lstm", units, clip_features=clip_features), 3, frame_shape, n), 1e-3)
+    model = compile_model(
+        build_head(HeadSpec("lstm", units, clip_features=clip_features), 3, frame_shape, n), 1e-3
+    )
     demand = consumed(model, fixed, repeats)
     return {
         "headroom": supply / demand,
         "delivered_windows_per_s": supply,
         "consumed_windows_per_s": demand,
-        "settings": {"frames": frames, "feature_dim": dim, "frame_shape": list(frame_shape),
-                     "clip_features": clip_features, "variants": variants, "n": n, "batch": batch,
-                     "windows": len(windows), "clips": len(windows.clips), "samples_per_epoch": samples,
-                     "timed_batches": batches, "train_batches": train_batches, "repeats": repeats,
-                     "lstm_units": list(units), "precision": "float32"},
+        "settings": {
+            "frames": frames,
+            "feature_dim": dim,
+            "frame_shape": list(frame_shape),
+            "clip_features": clip_features,
+            "variants": variants,
+            "n": n,
+            "batch": batch,
+            "windows": len(windows),
+            "clips": len(windows.clips),
+            "samples_per_epoch": samples,
+            "timed_batches": batches,
+            "train_batches": train_batches,
+            "repeats": repeats,
+            "lstm_units": list(units),
+            "precision": "float32",
+        },
         "machine": machine(),
         "versions": library_versions(),
         "total_s": time.perf_counter() - started,
@@ -104,8 +128,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=4600, help="distinct cached frames (SMIC-HS: ~4,600)")
     parser.add_argument("--dim", type=int, default=2048, help="channels per frame")
-    parser.add_argument("--map-size", type=int, default=4,
-                        help="side of each frame's cached map (stage 5 at 112²: 4; 0: pooled vectors, no motion)")
+    parser.add_argument(
+        "--map-size",
+        type=int,
+        default=4,
+        help="side of each frame's cached map (stage 5 at 112²: 4; 0: pooled vectors, no motion)",
+    )
     parser.add_argument("--n", type=int, default=13)
     parser.add_argument("--batch", type=int, default=32, help="windows per batch (the run default)")
     parser.add_argument("--variants", type=int, default=1, help="cached variants (2 with --flip)")
@@ -123,8 +151,18 @@ def main(argv=None):
     if args.frames < 2 * args.n:
         parser.error(f"--frames must hold at least two windows of --n {args.n}. Received: {args.frames}")
     units = tuple(int(u) for u in args.lstm_units.split(","))
-    result = run(args.frames, args.dim, args.n, args.batch, args.variants, args.batches, args.train_batches,
-                 args.repeats, units, args.map_size)
+    result = run(
+        args.frames,
+        args.dim,
+        args.n,
+        args.batch,
+        args.variants,
+        args.batches,
+        args.train_batches,
+        args.repeats,
+        units,
+        args.map_size,
+    )
     if not args.json:
         print(f"delivered: {result['delivered_windows_per_s']:.0f} windows/s")
         print(f"consumed:  {result['consumed_windows_per_s']:.0f} windows/s")

@@ -127,20 +127,35 @@ def child(video, args) -> dict:
     sampler.start()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
-        summary = predict_recording(timed, video, n=args.n, image_size=args.size, classes=CLASSES,
-                                    train_fps=args.fps, stride=args.stride, out_dir=out_dir,
-                                    batch_size=args.batch, progress=False)
+        summary = predict_recording(
+            timed,
+            video,
+            n=args.n,
+            image_size=args.size,
+            classes=CLASSES,
+            train_fps=args.fps,
+            stride=args.stride,
+            out_dir=out_dir,
+            batch_size=args.batch,
+            progress=False,
+        )
     total = time.perf_counter() - started
     peak = sampler.stop()
     frames = summary["resampling"]["output_frames"]
     pipeline = total - model_time[0]
     return {
-        "frames": frames, "source_frames": summary["resampling"]["source_frames"], "windows": summary["windows"],
-        "total_s": total, "model_s": model_time[0], "pipeline_s": pipeline,
-        "frames_per_s": frames / pipeline, "ms_per_frame": 1000 * pipeline / frames,
+        "frames": frames,
+        "source_frames": summary["resampling"]["source_frames"],
+        "windows": summary["windows"],
+        "total_s": total,
+        "model_s": model_time[0],
+        "pipeline_s": pipeline,
+        "frames_per_s": frames / pipeline,
+        "ms_per_frame": 1000 * pipeline / frames,
         "total_frames_per_s": frames / total,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_before_mb": before / 2**20, "rss_growth_mb": (peak - before) / 2**20,
+        "rss_before_mb": before / 2**20,
+        "rss_growth_mb": (peak - before) / 2**20,
     }
 
 
@@ -159,38 +174,72 @@ def run(lengths_s, args) -> dict:
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         for seconds in lengths_s:
-            video = Path(folder) / f"synthetic_{seconds:g}s.{'avi' if args.codec in ('FFV1', 'MJPG') else 'mp4'}"
+            video = (
+                Path(folder) / f"synthetic_{seconds:g}s.{'avi' if args.codec in ('FFV1', 'MJPG') else 'mp4'}"
+            )
             _, write_s = write_video(video, seconds, args.fps, args.write_size, args.codec)
-            command = [sys.executable, "-m", "benchmarks.predict_stream", "--child", str(video),
-                       *_passed_options(args)]
-            done = subprocess.run(command, capture_output=True, text=True, check=False,
-                                  cwd=Path(__file__).resolve().parents[1])
+            command = [
+                sys.executable,
+                "-m",
+                "benchmarks.predict_stream",
+                "--child",
+                str(video),
+                *_passed_options(args),
+            ]
+            done = subprocess.run(
+                command, capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1]
+            )
             if done.returncode:
                 raise SystemExit(f"The {seconds:g} s run failed:\n{done.stderr[-3000:]}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            runs.append({"seconds": seconds, "video_mb": video.stat().st_size / 2**20, "write_s": write_s,
-                         **result})
+            runs.append(
+                {"seconds": seconds, "video_mb": video.stat().st_size / 2**20, "write_s": write_s, **result}
+            )
             video.unlink()
     peaks = [r["peak_rss_mb"] for r in runs]
     return {
         "runs": runs,
         "peak_rss_longest_over_shortest": peaks[-1] / peaks[0],
-        "settings": {"fps": args.fps, "size": args.size, "write_size": args.write_size, "n": args.n,
-                     "stride": args.stride, "batch": args.batch, "codec": args.codec, "model": args.model},
+        "settings": {
+            "fps": args.fps,
+            "size": args.size,
+            "write_size": args.write_size,
+            "n": args.n,
+            "stride": args.stride,
+            "batch": args.batch,
+            "codec": args.codec,
+            "model": args.model,
+        },
         "machine": machine(),
     }
 
 
 def _passed_options(args):
-    return ["--fps", str(args.fps), "--size", str(args.size), "--n", str(args.n), "--stride", str(args.stride),
-            "--batch", str(args.batch), "--model", args.model]
+    return [
+        "--fps",
+        str(args.fps),
+        "--size",
+        str(args.size),
+        "--n",
+        str(args.n),
+        "--stride",
+        str(args.stride),
+        "--batch",
+        str(args.batch),
+        "--model",
+        args.model,
+    ]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", default="1,10", help="video lengths in minutes, comma-separated (default 1,10)")
+    parser.add_argument(
+        "--minutes", default="1,10", help="video lengths in minutes, comma-separated (default 1,10)"
+    )
     parser.add_argument("--seconds", default=None, help="lengths in seconds instead (e.g. for a smoke test)")
-    parser.add_argument("--fps", type=float, default=100.0, help="video and training frame rate (default 100)")
+    parser.add_argument(
+        "--fps", type=float, default=100.0, help="video and training frame rate (default 100)"
+    )
     parser.add_argument("--size", type=int, default=112, help="model image size (default 112)")
     parser.add_argument("--write-size", type=int, default=None, help="video frame size (default: --size)")
     parser.add_argument("--n", type=int, default=13, help="frames per window (default 13)")
@@ -209,18 +258,25 @@ def main(argv=None):
         print(json.dumps(child(args.child, args)))
         return 0
     try:
-        lengths = ([float(s) for s in args.seconds.split(",")] if args.seconds else
-                   [60 * float(m) for m in args.minutes.split(",")])
+        lengths = (
+            [float(s) for s in args.seconds.split(",")]
+            if args.seconds
+            else [60 * float(m) for m in args.minutes.split(",")]
+        )
     except ValueError:
-        parser.error(f"--minutes/--seconds must be numbers, comma-separated. Received: {args.seconds or args.minutes}")
+        parser.error(
+            f"--minutes/--seconds must be numbers, comma-separated. Received: {args.seconds or args.minutes}"
+        )
     if not lengths or min(lengths) <= 0:
         parser.error(f"lengths must be > 0. Received: {lengths}")
     result = run(lengths, args)
     if not args.json:
         for r in result["runs"]:
-            print(f"{r['seconds']:>6g} s: {r['frames']} frames, {r['frames_per_s']:.0f} frames/s pipeline, "
-                  f"model {r['model_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
-                  f"(+{r['rss_growth_mb']:.0f} MB during the call)")
+            print(
+                f"{r['seconds']:>6g} s: {r['frames']} frames, {r['frames_per_s']:.0f} frames/s pipeline, "
+                f"model {r['model_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
+                f"(+{r['rss_growth_mb']:.0f} MB during the call)"
+            )
     print(json.dumps(result))
     return 0
 

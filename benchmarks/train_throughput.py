@@ -70,8 +70,10 @@ def build_settings(size, n, batch, steps, units, tiny, extras, clip_features="mo
     raw = [(rng.uniform(0, 255, (batch, n, size, size, 3)).astype("float32"), labels()) for _ in range(steps)]
     settings["naive"] = (_compiled(head((size, size, 3), encoder)), raw)
     frozen = tuple(whole.output.shape[1:])  # what the frozen backbone caches per frame
-    cached = [(np.maximum(rng.normal(size=(batch, n, *frozen)), 0).astype("float32"), labels())
-              for _ in range(steps)]
+    cached = [
+        (np.maximum(rng.normal(size=(batch, n, *frozen)), 0).astype("float32"), labels())
+        for _ in range(steps)
+    ]
     settings["frozen"] = (_compiled(head(frozen)), cached)
 
     prefix, suffix = split_backbone(backbone(), "conv5_1_1x1_reduce")
@@ -114,8 +116,18 @@ def time_settings(settings, rounds, warmup):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 32), tiny=False, extras=False,
-        clip_features="motion"):
+def run(
+    size=112,
+    n=13,
+    batch=32,
+    steps=3,
+    rounds=3,
+    warmup=1,
+    units=(128, 64, 32),
+    tiny=False,
+    extras=False,
+    clip_features="motion",
+):
     from mer_keras.machine import library_versions, machine
 
     started = time.perf_counter()
@@ -127,10 +139,21 @@ def run(size=112, n=13, batch=32, steps=3, rounds=3, warmup=1, units=(128, 64, 3
         "speedup_stage5": seconds["stage5_naive"] / seconds["stage5_dedup"],
         **clips,
         **{f"{name}_step_s": s for name, s in seconds.items()},
-        "settings": {"size": size, "n": n, "batch": batch, "distinct_batches": steps, "rounds": rounds,
-                     "warmup": warmup, "lstm_units": list(units), "clip_features": clip_features,
-                     "backbone": "tiny" if tiny else "resnet50",
-                     "weights": "random", "retrain_from": "conv5_1_1x1_reduce", "precision": "float32", **info},
+        "settings": {
+            "size": size,
+            "n": n,
+            "batch": batch,
+            "distinct_batches": steps,
+            "rounds": rounds,
+            "warmup": warmup,
+            "lstm_units": list(units),
+            "clip_features": clip_features,
+            "backbone": "tiny" if tiny else "resnet50",
+            "weights": "random",
+            "retrain_from": "conv5_1_1x1_reduce",
+            "precision": "float32",
+            **info,
+        },
         "machine": machine(),
         "versions": library_versions(),
         "total_s": time.perf_counter() - started,
@@ -146,14 +169,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=112, help="frame height and width (default 112)")
     parser.add_argument("--n", type=int, default=13, help="frames per window (default 13)")
-    parser.add_argument("--batch", type=int, default=32,
-                        help="windows per batch (default 32, the experiments' --batch-size)")
+    parser.add_argument(
+        "--batch", type=int, default=32, help="windows per batch (default 32, the experiments' --batch-size)"
+    )
     parser.add_argument("--steps", type=int, default=3, help="distinct fixed batches per setting")
     parser.add_argument("--rounds", type=int, default=3, help="timed steps per setting (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--lstm-units", default="128,64,32", help="LSTM sizes (default: the exp2 default)")
-    parser.add_argument("--clip-features", choices=CLIP_FEATURES, default="motion",
-                        help="what the LSTM sees per frame (default: the experiments' default)")
+    parser.add_argument(
+        "--clip-features",
+        choices=CLIP_FEATURES,
+        default="motion",
+        help="what the LSTM sees per frame (default: the experiments' default)",
+    )
     parser.add_argument("--tiny", action="store_true", help="1-block, 1/16-width backbone (smoke tests)")
     parser.add_argument("--extras", action="store_true", help="also XLA and mixed_bfloat16 for (b) and (d)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -162,8 +190,18 @@ def main(argv=None):
         if getattr(args, name) < low:
             parser.error(f"--{name} must be >= {low}. Received: {getattr(args, name)}")
     units = tuple(int(u) for u in args.lstm_units.split(","))
-    result = run(args.size, args.n, args.batch, args.steps, args.rounds, args.warmup, units, args.tiny, args.extras,
-                 args.clip_features)
+    result = run(
+        args.size,
+        args.n,
+        args.batch,
+        args.steps,
+        args.rounds,
+        args.warmup,
+        units,
+        args.tiny,
+        args.extras,
+        args.clip_features,
+    )
     if not args.json:
         for key, value in result.items():
             if key.endswith("clips_per_s") or key.startswith(("speedup", "gain")):

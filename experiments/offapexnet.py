@@ -1,4 +1,4 @@
-"""OFF-ApexNet: two CNN streams on the onset-to-apex optical flow (u, v), same protocol as exp1-exp3. See --help."""
+"""OFF-ApexNet: two CNN streams on the onset-to-apex flow (u, v), same protocol as exp1-3. See --help."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""STSTNet: three shallow CNN streams on the onset-to-apex optical flow, same protocol as exp1-exp3. See --help."""
+"""STSTNet: three shallow CNN streams on the onset-to-apex flow, same protocol as exp1-3. See --help."""
 
 import sys
 

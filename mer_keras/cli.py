@@ -1,4 +1,4 @@
-"""The command line shared by the experiments (``exp1``-``exp3``, ``ststnet``, ``offapexnet``): options -> ``RunConfig``.
+"""The experiments' command line (``exp1``-``exp3``, ``ststnet``, ``offapexnet``): options -> ``RunConfig``.
 
 The only module that sees argparse; everything below it gets the validated ``RunConfig``.
 """
@@ -23,9 +23,9 @@ DESCRIPTIONS = {
     "exp2": "Exp-II: VGGFace2 ResNet-50 (TimeDistributed) + 3-layer LSTM on windows of N frames.",
     "exp3": "Exp-III: VGGFace2 ResNet-50 (TimeDistributed) + Bi-LSTM on windows of N frames.",
     "ststnet": "STSTNet (Liong et al. 2019): three shallow CNN streams on the onset-to-apex optical flow "
-               "(u, v, optical strain), under the same honest protocol.",
-    "offapexnet": "OFF-ApexNet (Gan et al. 2019): two CNN streams on the onset-to-apex optical flow (u, v) and "
-                  "fully connected layers, under the same honest protocol.",
+    "(u, v, optical strain), under the same honest protocol.",
+    "offapexnet": "OFF-ApexNet (Gan et al. 2019): two CNN streams on the onset-to-apex optical flow (u, v), "
+    "fully connected layers, under the same honest protocol.",
 }
 
 
@@ -42,7 +42,8 @@ def _units(text: str) -> tuple:
 def build_parser(experiment: str) -> argparse.ArgumentParser:
     """The argument parser of one experiment; every option says what it does."""
     p = argparse.ArgumentParser(
-        prog=f"python -m experiments.{experiment}", description=DESCRIPTIONS[experiment],
+        prog=f"python -m experiments.{experiment}",
+        description=DESCRIPTIONS[experiment],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     flow = EXPERIMENT_KIND[experiment] in FLOW_KINDS
@@ -59,141 +60,288 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
 
 def _data_options(data, experiment, flow):
     frame_level = experiment == "exp1"
-    data.add_argument("--data", default="synthetic",
-                      help="dataset folder, or 'synthetic' for the built-in synthetic SMIC-like dataset")
-    data.add_argument("--dataset", default="auto", choices=("auto", *LOADERS),
-                      help="which loader reads --data (auto: recognised from the folder layout; megc2019: "
-                           "SMIC, CASME II and SAMM side by side in --data, the official 442-clip list, "
-                           "3 classes; megc2019-mapping: the same by label mapping alone)")
-    data.add_argument("--synthetic-subjects", type=int, default=16,
-                      help="subjects of the synthetic dataset (SMIC-HS has 16)")
-    data.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
-                      help="resample training samples so every class has about as many as the largest")
-    data.add_argument("--sheet", default=None, metavar="PATH",
-                      help="coding sheet to read instead of the one found beside the data (casme2, samm; "
-                           "megc2019: a CASME2-coding-*.xlsx or SAMM_Micro_FACS_Codes*.xlsx file, told apart "
-                           "by its name); needed when several sheets match, e.g. two CASME II versions")
+    data.add_argument(
+        "--data",
+        default="synthetic",
+        help="dataset folder, or 'synthetic' for the built-in synthetic SMIC-like dataset",
+    )
+    data.add_argument(
+        "--dataset",
+        default="auto",
+        choices=("auto", *LOADERS),
+        help="which loader reads --data (auto: recognised from the folder layout; megc2019: "
+        "SMIC, CASME II and SAMM side by side in --data, the official 442-clip list, "
+        "3 classes; megc2019-mapping: the same by label mapping alone)",
+    )
+    data.add_argument(
+        "--synthetic-subjects",
+        type=int,
+        default=16,
+        help="subjects of the synthetic dataset (SMIC-HS has 16)",
+    )
+    data.add_argument(
+        "--balance",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="resample training samples so every class has about as many as the largest",
+    )
+    data.add_argument(
+        "--sheet",
+        default=None,
+        metavar="PATH",
+        help="coding sheet to read instead of the one found beside the data (casme2, samm; "
+        "megc2019: a CASME2-coding-*.xlsx or SAMM_Micro_FACS_Codes*.xlsx file, told apart "
+        "by its name); needed when several sheets match, e.g. two CASME II versions",
+    )
     if flow:
-        data.add_argument("--apex", choices=APEX_ESTIMATES, default="flow",
-                          help="apex of clips the dataset codes none (SMIC): flow = the frame that moved most "
-                               "since the onset (Farneback search), middle = the middle frame; coded apexes "
-                               "(CASME II, SAMM) are used as they are")
-        data.add_argument("--flow-size", type=int, default=STSTNET_SIZE,
-                          help="side of the u, v, strain images of the onset-to-apex TV-L1 flow")
+        data.add_argument(
+            "--apex",
+            choices=APEX_ESTIMATES,
+            default="flow",
+            help="apex of clips the dataset codes none (SMIC): flow = the frame that moved most "
+            "since the onset (Farneback search), middle = the middle frame; coded apexes "
+            "(CASME II, SAMM) are used as they are",
+        )
+        data.add_argument(
+            "--flow-size",
+            type=int,
+            default=STSTNET_SIZE,
+            help="side of the u, v, strain images of the onset-to-apex TV-L1 flow",
+        )
         return
-    data.add_argument("--n", type=int, default=13,
-                      help="window length N in frames (Exp-II/III; the paper tried 11-17, best 13)")
-    data.add_argument("--short-clips", choices=SHORT_CLIP_POLICIES, default="interpolate",
-                      help="clips shorter than N: interpolate linearly up to N frames, repeat frames, or drop")
-    data.add_argument("--image-size", type=int, default=None,
-                      help="frames are resized to this square size (default: 224, the paper's; 112 on synthetic)")
-    data.add_argument("--flip", action=argparse.BooleanOptionalAction, default=frame_level,
-                      help="horizontal-flip augmentation (a cached variant per window/frame)")
-    data.add_argument("--rotation", type=float, default=8.0 if frame_level else 0.0,
-                      help="rotation augmentation angle in degrees, +/- (0: off)")
-    data.add_argument("--face", choices=FACE_MODES, default="none",
-                      help="face preprocessing with MTCNN, one transform per clip from its first frames: none "
-                           "(whole frames, the paper's choice), crop (the face box plus a margin) or align (also "
-                           "rotated and scaled so the eyes are level at fixed places); a clip without a detected "
-                           "face keeps its whole frames (counted in config.json)")
-    data.add_argument("--face-margin", type=float, default=DEFAULT_MARGIN,
-                      help="--face crop/align: margin around the face box, as a share of its side")
+    data.add_argument(
+        "--n",
+        type=int,
+        default=13,
+        help="window length N in frames (Exp-II/III; the paper tried 11-17, best 13)",
+    )
+    data.add_argument(
+        "--short-clips",
+        choices=SHORT_CLIP_POLICIES,
+        default="interpolate",
+        help="clips shorter than N: interpolate linearly up to N frames, repeat frames, or drop",
+    )
+    data.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="frames are resized to this square size (default: 224, the paper's; 112 on synthetic)",
+    )
+    data.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=frame_level,
+        help="horizontal-flip augmentation (a cached variant per window/frame)",
+    )
+    data.add_argument(
+        "--rotation",
+        type=float,
+        default=8.0 if frame_level else 0.0,
+        help="rotation augmentation angle in degrees, +/- (0: off)",
+    )
+    data.add_argument(
+        "--face",
+        choices=FACE_MODES,
+        default="none",
+        help="face preprocessing with MTCNN, one transform per clip from its first frames: none "
+        "(whole frames, the paper's choice), crop (the face box plus a margin) or align (also "
+        "rotated and scaled so the eyes are level at fixed places); a clip without a detected "
+        "face keeps its whole frames (counted in config.json)",
+    )
+    data.add_argument(
+        "--face-margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help="--face crop/align: margin around the face box, as a share of its side",
+    )
 
 
 def _protocol_options(proto):
-    proto.add_argument("--protocol", choices=("kfold", "loso"), default="kfold",
-                       help="subject-wise k-fold (the paper's) or leave-one-subject-out")
+    proto.add_argument(
+        "--protocol",
+        choices=("kfold", "loso"),
+        default="kfold",
+        help="subject-wise k-fold (the paper's) or leave-one-subject-out",
+    )
     proto.add_argument("--folds", type=int, default=5, help="number of folds for --protocol kfold")
-    proto.add_argument("--validation-fraction", type=float, default=0.2,
-                       help="share of each fold's TRAINING subjects held out to select the checkpoint")
-    proto.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
-                       help="after cross-validation, train one model on all subjects and export it")
+    proto.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.2,
+        help="share of each fold's TRAINING subjects held out to select the checkpoint",
+    )
+    proto.add_argument(
+        "--final",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after cross-validation, train one model on all subjects and export it",
+    )
 
 
 def _flow_model_options(model, experiment):
     if experiment == "ststnet":
-        model.add_argument("--stream-filters", type=_units, default=DEFAULT_UNITS["ststnet"],
-                           help="filters of the three 3x3 convolution streams (STSTNet: 3, 5, 8)")
+        model.add_argument(
+            "--stream-filters",
+            type=_units,
+            default=DEFAULT_UNITS["ststnet"],
+            help="filters of the three 3x3 convolution streams (STSTNet: 3, 5, 8)",
+        )
     else:
-        model.add_argument("--fc-units", type=_units, default=DEFAULT_UNITS["offapexnet"],
-                           help="sizes of the fully connected layers (OFF-ApexNet: 1024, 1024)")
+        model.add_argument(
+            "--fc-units",
+            type=_units,
+            default=DEFAULT_UNITS["offapexnet"],
+            help="sizes of the fully connected layers (OFF-ApexNet: 1024, 1024)",
+        )
     model.add_argument("--dropout", type=float, default=0.5, help="dropout (0.5 as the published code)")
+
 
 def _backbone_model_options(model, experiment):
     frame_level = experiment == "exp1"
-    model.add_argument("--weights", default="auto",
-                       help="backbone weights: auto, vggface2, none (random) or a path to a keras-vggface .h5 "
-                            "file; auto = vggface2 if found or downloadable, else random on synthetic data only")
-    model.add_argument("--retrain-from", default="none",
-                       help="first backbone layer to retrain (l_s), e.g. conv5_1_1x1_reduce; none = "
-                            "whole backbone frozen; auto = the block whose output Grad-CAM finds best focused "
-                            "on the moving regions, on the untrained backbone (the paper's way; written to "
-                            "config.json)")
-    model.add_argument("--backbone", choices=("resnet50", "tiny"), default="resnet50",
-                       help="tiny = a 1-block-per-stage, 1/16-width ResNet for quick checks (random weights)")
+    model.add_argument(
+        "--weights",
+        default="auto",
+        help="backbone weights: auto, vggface2, none (random) or a path to a keras-vggface .h5 "
+        "file; auto = vggface2 if found or downloadable, else random on synthetic data only",
+    )
+    model.add_argument(
+        "--retrain-from",
+        default="none",
+        help="first backbone layer to retrain (l_s), e.g. conv5_1_1x1_reduce; none = "
+        "whole backbone frozen; auto = the block whose output Grad-CAM finds best focused "
+        "on the moving regions, on the untrained backbone (the paper's way; written to "
+        "config.json)",
+    )
+    model.add_argument(
+        "--backbone",
+        choices=("resnet50", "tiny"),
+        default="resnet50",
+        help="tiny = a 1-block-per-stage, 1/16-width ResNet for quick checks (random weights)",
+    )
     if frame_level:
-        model.add_argument("--fc-units", type=_units, default=DEFAULT_UNITS["frame"],
-                           help="sizes of fc1,fc2 (fc3 is the softmax classifier)")
+        model.add_argument(
+            "--fc-units",
+            type=_units,
+            default=DEFAULT_UNITS["frame"],
+            help="sizes of fc1,fc2 (fc3 is the softmax classifier)",
+        )
     elif experiment == "exp2":
-        model.add_argument("--lstm-units", type=_units, default=DEFAULT_UNITS["lstm"],
-                           help="sizes of the stacked recurrent layers (Exp-II)")
+        model.add_argument(
+            "--lstm-units",
+            type=_units,
+            default=DEFAULT_UNITS["lstm"],
+            help="sizes of the stacked recurrent layers (Exp-II)",
+        )
     else:
-        model.add_argument("--bilstm-units", type=int, default=DEFAULT_UNITS["bilstm"][0],
-                           help="units per direction (Exp-III)")
+        model.add_argument(
+            "--bilstm-units",
+            type=int,
+            default=DEFAULT_UNITS["bilstm"][0],
+            help="units per direction (Exp-III)",
+        )
     if not frame_level:
-        model.add_argument("--rnn", choices=RNNS, default="lstm",
-                           help="recurrent cell of the clip head: lstm (the paper's) or gru (the common ablation)")
-        model.add_argument("--deduplicate", action=argparse.BooleanOptionalAction, default=True,
-                           help="with a trainable backbone suffix, run it once per distinct frame of a batch and "
-                                "build windows after it (same gradients, far fewer frames per step)")
-    model.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
-                       help="standardize each feature of the frozen backbone (with --clip-features motion: "
-                            "each motion feature) with statistics of the training frames (windows) (a Keras "
-                            "Normalization layer, kept in the exported model); only with --retrain-from none")
+        model.add_argument(
+            "--rnn",
+            choices=RNNS,
+            default="lstm",
+            help="recurrent cell of the clip head: lstm (the paper's) or gru (the common ablation)",
+        )
+        model.add_argument(
+            "--deduplicate",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="with a trainable backbone suffix, run it once per distinct frame of a batch and "
+            "build windows after it (same gradients, far fewer frames per step)",
+        )
+    model.add_argument(
+        "--standardize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="standardize each feature of the frozen backbone (with --clip-features motion: "
+        "each motion feature) with statistics of the training frames (windows) (a Keras "
+        "Normalization layer, kept in the exported model); only with --retrain-from none",
+    )
     if not frame_level:
-        model.add_argument("--clip-features", choices=CLIP_FEATURES, default="motion",
-                           help="what the LSTM sees per frame: motion = per backbone channel, the mean absolute "
-                                "change of its (unpooled) feature map since the window's first frame; relative "
-                                "= the pooled features minus the first frame's; raw = the pooled features, as "
-                                "the paper")
+        model.add_argument(
+            "--clip-features",
+            choices=CLIP_FEATURES,
+            default="motion",
+            help="what the LSTM sees per frame: motion = per backbone channel, the mean absolute "
+            "change of its (unpooled) feature map since the window's first frame; relative "
+            "= the pooled features minus the first frame's; raw = the pooled features, as "
+            "the paper",
+        )
     model.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
 
 
 def _training_options(train, experiment, flow):
     train.add_argument("--epochs", type=int, default=60 if flow else 10, help="epochs per fold")
     train.add_argument("--batch-size", type=int, default=32, help="batch size")
-    train.add_argument("--lr", type=float, default=1e-4 if experiment == "exp1" else 1e-3,
-                       help="Adam learning rate")
+    train.add_argument(
+        "--lr", type=float, default=1e-4 if experiment == "exp1" else 1e-3, help="Adam learning rate"
+    )
     # clip models: on the seed-1 synthetic dataset every fold's validation loss was lowest after epoch 1 and
-    # never came back within 10 epochs, so 2 epochs of patience keep the same checkpoint at a third of the cost
+    # never came back within 10 epochs: 2 epochs of patience keep the same checkpoint at a third of the cost
     patience = 10 if flow else 2 if experiment in ("exp2", "exp3") else 0
-    train.add_argument("--early-stopping", type=int, default=patience, metavar="PATIENCE",
-                       help="stop after this many epochs without validation improvement (0: off)")
-    train.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="auto = mixed_float16 on a GPU, float32 on CPU")
+    train.add_argument(
+        "--early-stopping",
+        type=int,
+        default=patience,
+        metavar="PATIENCE",
+        help="stop after this many epochs without validation improvement (0: off)",
+    )
+    train.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto = mixed_float16 on a GPU, float32 on CPU",
+    )
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
-    train.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
-                       help="repeat the run once per seed into OUT/seed_<SEED>/ and write the mean and std over "
-                            "seeds (OUT/seeds.json, seeds.md); replaces --seed")
-    train.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
-                       help="TensorFlow op determinism (tf.config.experimental.enable_op_determinism): reruns on "
-                            "the same machine give the same bytes; on GPUs it also fixes the otherwise random "
-                            "kernel choices")
-    train.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=True,
-                       help="also score the test fold after every epoch, to report the oracle figure (best test "
-                            "epoch, as much of the literature does) beside the honest one; never used to select")
-    train.add_argument("--cache-dir", default=None,
-                       help="keep the frozen features on disk here, reused by later runs; training reads the rows "
-                            "of each batch from disk, so memory stays low; default: in memory, unless they would "
-                            "take over a quarter of this machine's memory (then in $MER_KERAS_CACHE or the user "
-                            "cache dir, under features/)")
+    train.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="repeat the run once per seed into OUT/seed_<SEED>/ and write the mean and std over "
+        "seeds (OUT/seeds.json, seeds.md); replaces --seed",
+    )
+    train.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TensorFlow op determinism (tf.config.experimental.enable_op_determinism): reruns on "
+        "the same machine give the same bytes; on GPUs it also fixes the otherwise random "
+        "kernel choices",
+    )
+    train.add_argument(
+        "--oracle",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score the test fold after every epoch, to report the oracle figure (best test "
+        "epoch, as much of the literature does) beside the honest one; never used to select",
+    )
+    train.add_argument(
+        "--cache-dir",
+        default=None,
+        help="keep the frozen features on disk here, reused by later runs; training reads the rows "
+        "of each batch from disk, so memory stays low; default: in memory, unless they would "
+        "take over a quarter of this machine's memory (then in $MER_KERAS_CACHE or the user "
+        "cache dir, under features/)",
+    )
     train.add_argument("--out", default=None, help="run folder (default runs/<exp>-n<N>-<time>)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out: finished folds are kept, a killed fold continues")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out: finished folds are kept, a killed fold continues",
+    )
     if experiment == "exp1":
-        train.add_argument("--gradcam", action="store_true",
-                           help="after training, run the Grad-CAM layer sweep on the run folder (as python -m "
-                                "experiments.gradcam --run OUT): OUT/gradcam/focus.json and figures")
+        train.add_argument(
+            "--gradcam",
+            action="store_true",
+            help="after training, run the Grad-CAM layer sweep on the run folder (as python -m "
+            "experiments.gradcam --run OUT): OUT/gradcam/focus.json and figures",
+        )
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
     train.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
 
@@ -210,7 +358,9 @@ def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:
     if extras.get("seeds") and not options["out"]:
         parser.error("--seeds needs --out DIR, the folder of the per-seed runs")
     try:
-        config = RunConfig.from_options(experiment, options, gpus=bool(tf.config.list_physical_devices("GPU")))
+        config = RunConfig.from_options(
+            experiment, options, gpus=bool(tf.config.list_physical_devices("GPU"))
+        )
     except ConfigError as error:
         parser.error(str(error))
     return config, extras
@@ -220,7 +370,7 @@ USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, OSEr
 
 
 def run_main(experiment: str, argv=None, after=None) -> int:
-    """Parse, run, and report a user's error as one ``error: ...`` line (exit 2); ``--debug`` shows the traceback."""
+    """Parse and run; a user's error is one ``error: ...`` line, exit 2 (``--debug``: the traceback)."""
     from mer_keras.experiment import run_experiment
     from mer_keras.repeats import run_seeds
 

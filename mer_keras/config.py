@@ -23,8 +23,13 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 PROTOCOLS = ("kfold", "loso")
 BACKBONES = ("resnet50", "tiny", "none")
 SYNTHETIC = "synthetic"
-PATTERN = {"frame": "VGGFace2 (frames)", "lstm": "3-Layer-{rnn}", "bilstm": "Bi-{rnn}", "ststnet": "STSTNet",
-           "offapexnet": "OFF-ApexNet"}
+PATTERN = {
+    "frame": "VGGFace2 (frames)",
+    "lstm": "3-Layer-{rnn}",
+    "bilstm": "Bi-{rnn}",
+    "ststnet": "STSTNet",
+    "offapexnet": "OFF-ApexNet",
+}
 
 
 class ConfigError(ValueError):
@@ -50,7 +55,9 @@ class DataConfig:
     flip: bool = False
     rotation: float = 0.0
     balance: bool = True
-    face: str = "none"  # none (whole frames, the paper's choice), crop or align (MTCNN, one transform per clip)
+    face: str = (
+        "none"  # none (whole frames, the paper's choice), crop or align (MTCNN, one transform per clip)
+    )
     face_margin: float = 0.2
     apex: str = "flow"  # flow baselines, clips without a coded apex: largest motion from the onset, or middle
     flow_size: int = 28  # flow baselines: side of the u, v, strain images
@@ -59,10 +66,19 @@ class DataConfig:
         _check(32 <= self.image_size <= 1024, "--image-size", self.image_size, "between 32 and 1024")
         _check(0.0 <= self.rotation <= 45.0, "--rotation", self.rotation, "between 0 and 45 degrees")
         _check(self.synthetic_subjects >= 2, "--synthetic-subjects", self.synthetic_subjects, ">= 2")
-        _check(self.short_clips in SHORT_CLIP_POLICIES, "--short-clips", self.short_clips,
-               f"one of {SHORT_CLIP_POLICIES}")
+        _check(
+            self.short_clips in SHORT_CLIP_POLICIES,
+            "--short-clips",
+            self.short_clips,
+            f"one of {SHORT_CLIP_POLICIES}",
+        )
         _check(self.face in FACE_MODES, "--face", self.face, f"one of {FACE_MODES}")
-        _check(0.0 <= self.face_margin <= MAX_MARGIN, "--face-margin", self.face_margin, f"between 0 and {MAX_MARGIN}")
+        _check(
+            0.0 <= self.face_margin <= MAX_MARGIN,
+            "--face-margin",
+            self.face_margin,
+            f"between 0 and {MAX_MARGIN}",
+        )
         _check(self.apex in APEX_ESTIMATES, "--apex", self.apex, f"one of {APEX_ESTIMATES}")
         _check(8 <= self.flow_size <= 256, "--flow-size", self.flow_size, "between 8 and 256")
 
@@ -79,8 +95,12 @@ class ProtocolConfig:
     def check(self):
         _check(self.protocol in PROTOCOLS, "--protocol", self.protocol, f"one of {PROTOCOLS}")
         _check(self.folds >= 2, "--folds", self.folds, ">= 2 (and at most the number of subjects)")
-        _check(0.0 < self.validation_fraction < 1.0, "--validation-fraction", self.validation_fraction,
-               "in (0, 1)")
+        _check(
+            0.0 < self.validation_fraction < 1.0,
+            "--validation-fraction",
+            self.validation_fraction,
+            "in (0, 1)",
+        )
         _check(self.seed >= 0, "--seed", self.seed, ">= 0")
 
 
@@ -97,12 +117,21 @@ class ModelConfig:
 
     def check(self):
         _check(self.backbone in BACKBONES, "--backbone", self.backbone, f"one of {BACKBONES}")
-        _check((self.backbone == "none") == (self.head.kind in FLOW_KINDS), "--backbone", self.backbone,
-               "none for the flow baselines, resnet50 or tiny otherwise")
+        _check(
+            (self.backbone == "none") == (self.head.kind in FLOW_KINDS),
+            "--backbone",
+            self.backbone,
+            "none for the flow baselines, resnet50 or tiny otherwise",
+        )
         _check(self.n >= 1, "--n", self.n, ">= 1")
         if self.head.kind != "frame" and self.head.clip_features in ("motion", "relative"):
-            _check(self.n >= 2, "--n", self.n, f">= 2 with --clip-features {self.head.clip_features} (motion and "
-                   "change are measured from a window's first frame)")
+            _check(
+                self.n >= 2,
+                "--n",
+                self.n,
+                f">= 2 with --clip-features {self.head.clip_features} (motion and "
+                "change are measured from a window's first frame)",
+            )
 
 
 @dataclass(frozen=True)
@@ -144,14 +173,23 @@ class RunConfig:
     NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose")
 
     def __post_init__(self):
-        _check(self.experiment in EXPERIMENT_KIND, "experiment", self.experiment, f"one of {list(EXPERIMENT_KIND)}")
+        _check(
+            self.experiment in EXPERIMENT_KIND,
+            "experiment",
+            self.experiment,
+            f"one of {list(EXPERIMENT_KIND)}",
+        )
         for part in (self.data, self.protocol, self.model, self.training):
             part.check()
         if self.model.head.kind != EXPERIMENT_KIND[self.experiment]:
-            raise ConfigError(f"{self.experiment} needs a {EXPERIMENT_KIND[self.experiment]} head. "
-                              f"Received: {self.model.head.kind}")
+            raise ConfigError(
+                f"{self.experiment} needs a {EXPERIMENT_KIND[self.experiment]} head. "
+                f"Received: {self.model.head.kind}"
+            )
         if self.kind in FLOW_KINDS and self.data.face != "none":
-            raise ConfigError(f"{self.experiment} computes its flow on whole frames. Received: --face {self.data.face}")
+            raise ConfigError(
+                f"{self.experiment} computes its flow on whole frames. Received: --face {self.data.face}"
+            )
 
     @property
     def kind(self) -> str:
@@ -180,21 +218,32 @@ class RunConfig:
 
     def differences(self, other: RunConfig) -> list:
         """``--option old -> new`` for every result-changing option that differs from ``other``."""
-        return [f"{name} {before!r} -> {after!r}" for name, before, after in
-                _flat_differences(other.identity(), self.identity())]
+        return [
+            f"{name} {before!r} -> {after!r}"
+            for name, before, after in _flat_differences(other.identity(), self.identity())
+        ]
 
     @classmethod
     def from_dict(cls, config: dict, where="config") -> RunConfig:
         """A config written by ``to_dict``; a folder of another format version is refused."""
         version = config.get("config_version")
         if version != CONFIG_VERSION:
-            raise ConfigError(f"{where}: written by another version of mer_keras (config_version {version!r}, this "
-                              f"one reads {CONFIG_VERSION}); start a new run folder.")
+            raise ConfigError(
+                f"{where}: written by another version of mer_keras (config_version {version!r}, this "
+                f"one reads {CONFIG_VERSION}); start a new run folder."
+            )
         parts = {k: v for k, v in config.items() if k != "config_version"}
         model = dict(parts["model"])
         model["head"] = HeadSpec(**model["head"])
-        return cls(**{**parts, "data": DataConfig(**parts["data"]), "protocol": ProtocolConfig(**parts["protocol"]),
-                      "model": ModelConfig(**model), "training": TrainingConfig(**parts["training"])})
+        return cls(
+            **{
+                **parts,
+                "data": DataConfig(**parts["data"]),
+                "protocol": ProtocolConfig(**parts["protocol"]),
+                "model": ModelConfig(**model),
+                "training": TrainingConfig(**parts["training"]),
+            }
+        )
 
     @classmethod
     def from_json(cls, path) -> RunConfig:
@@ -217,35 +266,75 @@ class RunConfig:
         path = o["data"] if o["data"] == SYNTHETIC else str(Path(o["data"]).resolve())
         synthetic = path == SYNTHETIC or is_synthetic_folder(path)
         sheet = None if o.get("sheet") is None else str(Path(o["sheet"]).resolve())
-        data = DataConfig(path=path, dataset="smic" if path == SYNTHETIC else o["dataset"], sheet=sheet,
-                          synthetic=synthetic,
-                          synthetic_subjects=o["synthetic_subjects"],
-                          image_size=o.get("image_size") or (112 if synthetic else 224),
-                          short_clips=o.get("short_clips", "interpolate"), flip=o.get("flip", False),
-                          rotation=float(o.get("rotation", 0.0)), balance=o["balance"], face=o.get("face", "none"),
-                          face_margin=float(o.get("face_margin", DEFAULT_MARGIN)), apex=o.get("apex", "flow"),
-                          flow_size=o.get("flow_size", 28))
+        data = DataConfig(
+            path=path,
+            dataset="smic" if path == SYNTHETIC else o["dataset"],
+            sheet=sheet,
+            synthetic=synthetic,
+            synthetic_subjects=o["synthetic_subjects"],
+            image_size=o.get("image_size") or (112 if synthetic else 224),
+            short_clips=o.get("short_clips", "interpolate"),
+            flip=o.get("flip", False),
+            rotation=float(o.get("rotation", 0.0)),
+            balance=o["balance"],
+            face=o.get("face", "none"),
+            face_margin=float(o.get("face_margin", DEFAULT_MARGIN)),
+            apex=o.get("apex", "flow"),
+            flow_size=o.get("flow_size", 28),
+        )
         protocol = ProtocolConfig(o["protocol"], o["folds"], o["validation_fraction"], o["seed"])
-        units = {"frame": o.get("fc_units"), "lstm": o.get("lstm_units"),
-                 "bilstm": (o["bilstm_units"],) if o.get("bilstm_units") else None,
-                 "ststnet": o.get("stream_filters"), "offapexnet": o.get("fc_units")}[kind]
+        units = {
+            "frame": o.get("fc_units"),
+            "lstm": o.get("lstm_units"),
+            "bilstm": (o["bilstm_units"],) if o.get("bilstm_units") else None,
+            "ststnet": o.get("stream_filters"),
+            "offapexnet": o.get("fc_units"),
+        }[kind]
         try:
-            head = HeadSpec(kind, units or DEFAULT_UNITS[kind], rnn=o.get("rnn", "lstm"),
-                            clip_features=o.get("clip_features", "raw"), dropout=o["dropout"],
-                            standardize=o.get("standardize", False))
+            head = HeadSpec(
+                kind,
+                units or DEFAULT_UNITS[kind],
+                rnn=o.get("rnn", "lstm"),
+                clip_features=o.get("clip_features", "raw"),
+                dropout=o["dropout"],
+                standardize=o.get("standardize", False),
+            )
         except ValueError as error:
             raise ConfigError(_option_names(str(error))) from None
         n = 1 if head.single else o["n"]
-        model = ModelConfig(o.get("backbone", "none"), o.get("weights", "none"), o.get("retrain_from", "none"), head, n,
-                            o.get("deduplicate", True))
+        model = ModelConfig(
+            o.get("backbone", "none"),
+            o.get("weights", "none"),
+            o.get("retrain_from", "none"),
+            head,
+            n,
+            o.get("deduplicate", True),
+        )
         precision = o["precision"]
         if precision == "auto":
             precision = "mixed_float16" if gpus else "float32"
-        training = TrainingConfig(o["epochs"], o["batch_size"], o["lr"], o["early_stopping"], precision,
-                                  o.get("deterministic", True), o.get("oracle", True))
+        training = TrainingConfig(
+            o["epochs"],
+            o["batch_size"],
+            o["lr"],
+            o["early_stopping"],
+            precision,
+            o.get("deterministic", True),
+            o.get("oracle", True),
+        )
         out = o["out"] or str(Path("runs") / f"{experiment}-n{n}-{time.strftime('%Y%m%d-%H%M%S')}")
-        return cls(experiment, data, protocol, model, training, out=out, final=o["final"],
-                   cache_dir=o.get("cache_dir"), resume=o["resume"], verbose=o["verbose"])
+        return cls(
+            experiment,
+            data,
+            protocol,
+            model,
+            training,
+            out=out,
+            final=o["final"],
+            cache_dir=o.get("cache_dir"),
+            resume=o["resume"],
+            verbose=o["verbose"],
+        )
 
 
 def is_synthetic_folder(path) -> bool:
@@ -255,8 +344,12 @@ def is_synthetic_folder(path) -> bool:
 
 
 def _option_names(message: str) -> str:
-    for name, option in (("`units`", "layer sizes"), ("`dropout`", "--dropout"), ("`rnn`", "--rnn"),
-                         ("`clip_features`", "--clip-features")):
+    for name, option in (
+        ("`units`", "layer sizes"),
+        ("`dropout`", "--dropout"),
+        ("`rnn`", "--rnn"),
+        ("`clip_features`", "--clip-features"),
+    ):
         message = message.replace(name, option)
     return message
 

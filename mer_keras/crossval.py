@@ -54,15 +54,30 @@ class Trainer:
         return window_set(clips, self.cache.table, self.config.n, self.classes)
 
     def dataset(self, windows, training: bool, seed: int = 0, clock=None):
-        """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache (``clock``: see ``tfdata``)."""
+        """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache (``clock``: ``tfdata``)."""
         t = self.config.training
         if self.deduplicate:
-            return make_deduplicated_dataset(self.cache.features, windows, len(self.classes), t.batch_size,
-                                             training=training, seed=seed, balance=self.config.data.balance,
-                                             clock=clock)
-        return make_dataset(self.cache.features, windows, len(self.classes), t.batch_size, training=training,
-                            seed=seed, balance=self.config.data.balance, squeeze_time=self.config.model.head.single,
-                            clock=clock)
+            return make_deduplicated_dataset(
+                self.cache.features,
+                windows,
+                len(self.classes),
+                t.batch_size,
+                training=training,
+                seed=seed,
+                balance=self.config.data.balance,
+                clock=clock,
+            )
+        return make_dataset(
+            self.cache.features,
+            windows,
+            len(self.classes),
+            t.batch_size,
+            training=training,
+            seed=seed,
+            balance=self.config.data.balance,
+            squeeze_time=self.config.model.head.single,
+            clock=clock,
+        )
 
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
@@ -78,8 +93,13 @@ class Trainer:
         if self.suffix is not None:
             self.suffix.set_weights(self.suffix_weights)
         features = self.cache.feature_shape if self.suffix is None else self.suffix.outputs[0].shape[1:]
-        head = build_head(self.config.head(self.standardize), len(self.classes), features, self.config.n,
-                          standardize_on=standardize_on)
+        head = build_head(
+            self.config.head(self.standardize),
+            len(self.classes),
+            features,
+            self.config.n,
+            standardize_on=standardize_on,
+        )
         if self.deduplicate:
             model = deduplicated(head, self.suffix, self.cache.feature_shape)
         else:
@@ -87,28 +107,39 @@ class Trainer:
         return compile_model(model, self.config.training.lr), head
 
     def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
-        """``(model, head, history, samples)``: fitted on ``train_clips``, checkpoint chosen on ``validation_clips``.
+        """``(model, head, history, samples)``: fitted on ``train_clips``, selected on ``validation_clips``.
 
         Everything random in the fit derives from ``seed`` and the epoch (initial weights, dropout,
         batches), so a fold resumed in another process continues exactly where it stopped.
         """
         keras.utils.set_random_seed(seed)  # initial weights and dropout seeds from this fold's seed alone
         train_windows = self.windows(train_clips)
-        clock = EpochClock(resume_epoch(folder))  # batches from (seed, epoch): a resumed fit continues the same path
+        clock = EpochClock(
+            resume_epoch(folder)
+        )  # batches from (seed, epoch): a resumed fit continues the same path
         train_data, samples = self.dataset(train_windows, True, seed, clock)
         validation = self.dataset(self.windows(validation_clips), False)[0] if validation_clips else None
         model, head = self.new_model(train_windows)
         t = self.config.training
-        history = fit(model, train_data, validation, folder, epochs=t.epochs, early_stopping=t.early_stopping,
-                      verbose=self.config.verbose, callbacks=callbacks)
+        history = fit(
+            model,
+            train_data,
+            validation,
+            folder,
+            epochs=t.epochs,
+            early_stopping=t.early_stopping,
+            verbose=self.config.verbose,
+            callbacks=callbacks,
+        )
         return model, head, history, samples
 
     def predict(self, model, clips, fold=None) -> pd.DataFrame:
-        """One row per clip: clip, subject, true, predicted, ``p_<class>`` (the mean over its windows), fold."""
+        """One row per clip: clip, subject, true, predicted, ``p_<class>`` (mean over its windows), fold."""
         windows = self.windows(clips)
         probs = model.predict(self.dataset(windows, False)[0], verbose=0)
-        table = clip_probabilities(probs, [clips[i].key for i in windows.clip_index], self.classes,
-                                   where=f"fold {fold}")
+        table = clip_probabilities(
+            probs, [clips[i].key for i in windows.clip_index], self.classes, where=f"fold {fold}"
+        )
         by_key = {c.key: c for c in clips}
         table.insert(1, "subject", [by_key[k].subject for k in table["clip"]])
         table.insert(2, "true", [by_key[k].label for k in table["clip"]])
@@ -124,16 +155,24 @@ def clip_probabilities(window_probs, window_clips, classes, where="predictions")
     """
     probs = np.asarray(window_probs, np.float64)
     if probs.ndim != 2 or probs.shape != (len(window_clips), len(classes)):
-        raise ValueError(f"{where}: need one row of {len(classes)} probabilities per window. "
-                         f"Received: shape {probs.shape} for {len(window_clips)} windows")
+        raise ValueError(
+            f"{where}: need one row of {len(classes)} probabilities per window. "
+            f"Received: shape {probs.shape} for {len(window_clips)} windows"
+        )
     if not np.all(np.isfinite(probs)):
-        raise FloatingPointError(f"{where}: the model gave NaN or infinite probabilities (diverged training or "
-                                 "non-finite features); lower --lr or check the data and weights.")
-    means = pd.DataFrame(probs, columns=[f"p_{c}" for c in classes]).groupby(
-        pd.Series(list(window_clips), name="clip"), sort=False).mean()
+        raise FloatingPointError(
+            f"{where}: the model gave NaN or infinite probabilities (diverged training or "
+            "non-finite features); lower --lr or check the data and weights."
+        )
+    means = (
+        pd.DataFrame(probs, columns=[f"p_{c}" for c in classes])
+        .groupby(pd.Series(list(window_clips), name="clip"), sort=False)
+        .mean()
+    )
     predicted = [classes[i] for i in means.to_numpy().argmax(axis=1)]
-    return pd.concat([pd.DataFrame({"clip": means.index, "predicted": predicted}),
-                      means.reset_index(drop=True)], axis=1)
+    return pd.concat(
+        [pd.DataFrame({"clip": means.index, "predicted": predicted}), means.reset_index(drop=True)], axis=1
+    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +190,7 @@ class FoldResult:
 
     @property
     def validated(self) -> bool:
-        """Whether the checkpoint was selected on validation subjects (not: a fold with one training subject)."""
+        """Whether the checkpoint was chosen on validation subjects (not: one training subject)."""
         return "val_loss" in self.history and bool(self.history["val_loss"].notna().any())
 
     @property
@@ -164,21 +203,36 @@ class FoldResult:
     def save(self, folder) -> None:
         folder = Path(folder)
         write_text(folder / "predictions.csv", self.predictions.to_csv(index=False))
-        write_json(folder / DONE, {"fold": self.fold, "test_subjects": self.test_subjects, "metrics": self.metrics,
-                                   "training_samples_per_epoch": self.training_samples_per_epoch,
-                                   "epochs_run": len(self.history), "selected_epoch": self.selected_epoch,
-                                   "selected_by": "lowest validation loss" if self.validated else
-                                   "no validation subjects (one training subject): last epoch of the fixed budget",
-                                   "seconds": self.seconds})
+        write_json(
+            folder / DONE,
+            {
+                "fold": self.fold,
+                "test_subjects": self.test_subjects,
+                "metrics": self.metrics,
+                "training_samples_per_epoch": self.training_samples_per_epoch,
+                "epochs_run": len(self.history),
+                "selected_epoch": self.selected_epoch,
+                "selected_by": "lowest validation loss"
+                if self.validated
+                else "no validation subjects (one training subject): last epoch of the fixed budget",
+                "seconds": self.seconds,
+            },
+        )
 
     @classmethod
     def load(cls, folder) -> FoldResult:
         folder = Path(folder)
         done = read_json(folder / DONE)
-        return cls(done["fold"], done["test_subjects"],
-                   pd.read_csv(folder / "predictions.csv", float_precision="round_trip"), done["metrics"],
-                   read_history(folder / "history.csv"), done["training_samples_per_epoch"], done["seconds"],
-                   read_epoch_predictions(folder / EPOCH_PREDICTIONS))
+        return cls(
+            done["fold"],
+            done["test_subjects"],
+            pd.read_csv(folder / "predictions.csv", float_precision="round_trip"),
+            done["metrics"],
+            read_history(folder / "history.csv"),
+            done["training_samples_per_epoch"],
+            done["seconds"],
+            read_epoch_predictions(folder / EPOCH_PREDICTIONS),
+        )
 
 
 def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult:
@@ -190,14 +244,28 @@ def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult:
     started = time.perf_counter()
     callbacks = list(callbacks)
     if trainer.config.training.oracle:  # scored for the report only; selection stays on validation subjects
-        callbacks.append(EpochPredictions(lambda model: trainer.predict(model, list(fold.test), fold.index),
-                                          folder / EPOCH_PREDICTIONS))
-    model, _, history, samples = trainer.train(fold.train, fold.validation, folder,
-                                               trainer.config.protocol.seed + fold.index, callbacks)
+        callbacks.append(
+            EpochPredictions(
+                lambda model: trainer.predict(model, list(fold.test), fold.index), folder / EPOCH_PREDICTIONS
+            )
+        )
+    model, _, history, samples = trainer.train(
+        fold.train, fold.validation, folder, trainer.config.protocol.seed + fold.index, callbacks
+    )
     predictions = trainer.predict(model, list(fold.test), fold.index)
-    scores = metrics.clip_metrics(predictions["true"].tolist(), predictions["predicted"].tolist(), trainer.classes)
-    result = FoldResult(fold.index, fold.subjects("test"), predictions, scores, history, samples,
-                        round(time.perf_counter() - started, 1), read_epoch_predictions(folder / EPOCH_PREDICTIONS))
+    scores = metrics.clip_metrics(
+        predictions["true"].tolist(), predictions["predicted"].tolist(), trainer.classes
+    )
+    result = FoldResult(
+        fold.index,
+        fold.subjects("test"),
+        predictions,
+        scores,
+        history,
+        samples,
+        round(time.perf_counter() - started, 1),
+        read_epoch_predictions(folder / EPOCH_PREDICTIONS),
+    )
     result.save(folder)
     return result
 

@@ -24,7 +24,7 @@ CLASS_ORDER = ("negative", "positive", "surprise", "non_micro")
 
 @dataclass(frozen=True)
 class DatasetPlan:
-    """Clips kept, each with its frame plan (``short_clips.timeline``), the classes and what the policy did."""
+    """Clips kept, each with its frame plan (``short_clips.timeline``), the classes, what the policy did."""
 
     planned: tuple  # (clip, plan) pairs
     classes: tuple
@@ -58,8 +58,14 @@ def plan_dataset(data: DataConfig, n: int) -> DatasetPlan:
     if n > 1:
         planned, report = apply_policy(clips, n, data.short_clips)
         if report["shorter_than_n"] > len(clips) / 2:
-            log.warning("--n %d is longer than %d of the %d clips: they are %s (stretched up to x%.1f)", n,
-                        report["shorter_than_n"], len(clips), report["action"], report["largest_stretch"])
+            log.warning(
+                "--n %d is longer than %d of the %d clips: they are %s (stretched up to x%.1f)",
+                n,
+                report["shorter_than_n"],
+                len(clips),
+                report["action"],
+                report["largest_stretch"],
+            )
     else:
         planned = [(c, timeline(len(c), 1)) for c in clips]
         report = {"policy": "not applicable (frame level)", "shorter_than_n": 0}
@@ -86,11 +92,19 @@ def find_faces(plan: DatasetPlan, data: DataConfig, out) -> tuple[dict | None, d
             if clip.key in stored:
                 faces[clip.key] = FaceTransform.from_json(stored[clip.key])
             else:
-                faces[clip.key] = clip_face_transform(clip.frames, data.face, margin=data.face_margin, name=clip.key)
+                faces[clip.key] = clip_face_transform(
+                    clip.frames, data.face, margin=data.face_margin, name=clip.key
+                )
     for warning in caught:
         log.warning("%s", warning.message)
     write_json(path, {key: face.to_json() for key, face in faces.items()})
     fell_back = sorted(key for key, face in faces.items() if not face.found)
-    return faces, {"face": data.face, "margin": data.face_margin, "detector": "MTCNN (mtcnn 1.0.0)",
-                   "clips": len(faces), "found": len(faces) - len(fell_back), "whole_frame_fallback": fell_back,
-                   "transforms": str(path)}
+    return faces, {
+        "face": data.face,
+        "margin": data.face_margin,
+        "detector": "MTCNN (mtcnn 1.0.0)",
+        "clips": len(faces),
+        "found": len(faces) - len(fell_back),
+        "whole_frame_fallback": fell_back,
+        "transforms": str(path),
+    }

@@ -25,8 +25,8 @@ from mer_keras.crossval import Trainer, cross_validate
 from mer_keras.dataset_plan import DatasetPlan, find_faces, plan_dataset
 from mer_keras.deviations import deviations
 from mer_keras.files import read_json, write_json
-from mer_keras.flow import flow_frame_cache
 from mer_keras.final_model import train_final
+from mer_keras.flow import flow_frame_cache
 from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
 from mer_keras.machine import library_versions, machine, package_commit
 from mer_keras.models import FLOW_KINDS
@@ -53,7 +53,9 @@ def prepare_run_folder(config: RunConfig) -> Path:
         if changed:
             raise ConfigError(f"{previous}: --resume with options that change the run: {'; '.join(changed)}.")
     elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
+        raise FileExistsError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out."
+        )
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -70,14 +72,21 @@ def choose_retrain_from(config: RunConfig, backbone, plan: DatasetPlan, out: Pat
     if config.resume and previous.exists():
         choice = read_json(previous)["record"]["backbone_split"]["auto"]
         return choice["retrain_from"], choice
-    retrain_from, scores = choose_retrain_layer(backbone, plan.clips, config.data.image_size, classes=plan.classes,
-                                                seed=config.protocol.seed)
-    choice = {"retrain_from": retrain_from, "chosen_layer": choose_layer(scores),
-              "focus_before_training": scores, "regions": describe_regions(plan.clips),
-              "how": "Grad-CAM of the mean pooled feature on the untrained backbone, 3 frames per class; "
-                     "the block whose output has the best focus is the first one retrained"}
-    print(f"--retrain-from auto: {choice['chosen_layer']} focuses best -> retraining from {retrain_from}",
-          flush=True)
+    retrain_from, scores = choose_retrain_layer(
+        backbone, plan.clips, config.data.image_size, classes=plan.classes, seed=config.protocol.seed
+    )
+    choice = {
+        "retrain_from": retrain_from,
+        "chosen_layer": choose_layer(scores),
+        "focus_before_training": scores,
+        "regions": describe_regions(plan.clips),
+        "how": "Grad-CAM of the mean pooled feature on the untrained backbone, 3 frames per class; "
+        "the block whose output has the best focus is the first one retrained",
+    }
+    print(
+        f"--retrain-from auto: {choice['chosen_layer']} focuses best -> retraining from {retrain_from}",
+        flush=True,
+    )
     return retrain_from, choice
 
 
@@ -92,21 +101,24 @@ def fold_counts(trainer: Trainer, folds) -> list:
                 entry[part] = {"clips": 0}
                 continue
             windows = trainer.windows(clips)
-            entry[part] = {"subjects": fold.subjects(part),
-                           "clips": {k: sum(c.label == k for c in clips) for k in classes},
-                           "frames": {k: sum(len(c) for c in clips if c.label == k) for k in classes},
-                           "windows": windows.counts(classes)}
+            entry[part] = {
+                "subjects": fold.subjects(part),
+                "clips": {k: sum(c.label == k for c in clips) for k in classes},
+                "frames": {k: sum(len(c) for c in clips if c.label == k) for k in classes},
+                "windows": windows.counts(classes),
+            }
             if part == "train" and trainer.config.data.balance:
                 picked = balanced_indices(windows.labels, len(classes), np.random.default_rng(0))
                 entry[part]["windows_after_balancing"] = {
-                    k: int(np.sum(windows.labels[picked] == i)) for i, k in enumerate(classes)}
+                    k: int(np.sum(windows.labels[picked] == i)) for i, k in enumerate(classes)
+                }
         counts.append(entry)
     return counts
 
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """What every fold of a run shares, made before the first fold: folder, clips, folds, backbone, trainer."""
+    """What every fold of a run shares, made before the first: folder, clips, folds, backbone, trainer."""
 
     out: Path
     plan: DatasetPlan
@@ -131,39 +143,64 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     variants = variant_names(config.data.flip, config.data.rotation)
     if config.kind in FLOW_KINDS:  # the flow baselines: no backbone, one flow image per clip
         backbone, prefix, suffix, retrain_from, choice = None, None, None, "none", None
-        weights = {"source": "none", "reason": f"{config.experiment} learns from the optical flow, no backbone"}
+        weights = {
+            "source": "none",
+            "reason": f"{config.experiment} learns from the optical flow, no backbone",
+        }
     else:
         # motion is measured on the unpooled maps of the backbone's last stage
-        backbone, weights = build_backbone(config.model.backbone, config.model.weights, size,
-                                           config.data.synthetic, pooling=head.pooling)
+        backbone, weights = build_backbone(
+            config.model.backbone, config.model.weights, size, config.data.synthetic, pooling=head.pooling
+        )
         retrain_from, choice = choose_retrain_from(config, backbone, plan, out)
         prefix, suffix = split_backbone(backbone, retrain_from)
     identity = run_identity(plan, folds, table, weights)
     if config.resume:
         check_same_data(out / "config.json", identity)
     standardized = config.model.head.standardize and suffix is None
-    found = deviations(config, weights=weights, retrain_from=retrain_from, standardized=standardized,
-                       variants=variants)
+    found = deviations(
+        config, weights=weights, retrain_from=retrain_from, standardized=standardized, variants=variants
+    )
     record = {
-        "versions": library_versions(), "machine": machine(), "code": package_commit(),
-        "data": {"root": plan.root, "synthetic": config.data.synthetic, "clips": len(plan.clips),
-                 "subjects": len({c.subject for c in plan.clips}), "classes": list(plan.classes),
-                 "fps": sorted({float(c.fps) for c in plan.clips})},
+        "versions": library_versions(),
+        "machine": machine(),
+        "code": package_commit(),
+        "data": {
+            "root": plan.root,
+            "synthetic": config.data.synthetic,
+            "clips": len(plan.clips),
+            "subjects": len({c.subject for c in plan.clips}),
+            "classes": list(plan.classes),
+            "fps": sorted({float(c.fps) for c in plan.clips}),
+        },
         "weights": weights,
-        "seeds": {"folds": config.protocol.seed, "training": config.protocol.seed,
-                  "note": "fold k trains with seed + k, the final model with seed + 1000; "
-                          "keras.utils.set_random_seed(seed) at start"},
+        "seeds": {
+            "folds": config.protocol.seed,
+            "training": config.protocol.seed,
+            "note": "fold k trains with seed + k, the final model with seed + 1000; "
+            "keras.utils.set_random_seed(seed) at start",
+        },
         "backbone_split": {"retrain_from": retrain_from, "auto": choice},
-        "short_clips": plan.short_report, "faces": face_record, "identity": identity,
+        "short_clips": plan.short_report,
+        "faces": face_record,
+        "identity": identity,
         "deviations_from_paper": found,
     }
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})  # before the long caching
     if backbone is None:
-        cache, record["flow"] = flow_frame_cache(plan.clips, config.data.flow_size, config.data.apex,
-                                                 progress=config.verbose > 0)
+        cache, record["flow"] = flow_frame_cache(
+            plan.clips, config.data.flow_size, config.data.apex, progress=config.verbose > 0
+        )
     else:
-        cache = build_frame_cache(table, with_preprocessing(prefix, size), size, variants,
-                                  cache_dir=config.cache_dir, weights=weights, progress=config.verbose > 0)
+        cache = build_frame_cache(
+            table,
+            with_preprocessing(prefix, size),
+            size,
+            variants,
+            cache_dir=config.cache_dir,
+            weights=weights,
+            progress=config.verbose > 0,
+        )
     trainer = Trainer(config, plan.classes, cache, suffix, tuple(suffix.get_weights()) if suffix else ())
     record.update({"frame_cache": cache.record(), "folds": fold_counts(trainer, folds)})
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})
@@ -172,14 +209,16 @@ def prepare_run(config: RunConfig) -> PreparedRun:
 
 def run_identity(plan: DatasetPlan, folds, table, weights) -> dict:
     """What the run computes on besides its options: the clips, their frame files, the folds, the weights."""
-    return {"clips": [f"{c.key}|{c.label}|{len(c)}" for c in plan.clips],
-            "frames_sha256": frames_digest(table),
-            "folds": [fold.subjects("test") for fold in folds],
-            "weights_sha256": weights.get("sha256")}
+    return {
+        "clips": [f"{c.key}|{c.label}|{len(c)}" for c in plan.clips],
+        "frames_sha256": frames_digest(table),
+        "folds": [fold.subjects("test") for fold in folds],
+        "weights_sha256": weights.get("sha256"),
+    }
 
 
 def check_same_data(previous_path: Path, identity: dict) -> None:
-    """``--resume`` on other data (clips added, removed or relabelled, frame files changed, other folds) is refused."""
+    """``--resume`` on changed data (clips, labels, frame files, folds, weights) is refused."""
     before = read_json(previous_path)["record"].get("identity")
     if before is None:  # killed before its record was written: nothing to compare, nothing trained yet
         return
@@ -187,8 +226,10 @@ def check_same_data(previous_path: Path, identity: dict) -> None:
     old, new = set(before["clips"]), set(identity["clips"])
     if old != new:
         gone, added = sorted(old - new), sorted(new - old)
-        problems.append(f"clips differ ({len(gone)} gone or changed, e.g. {gone[:3]}; {len(added)} new or changed, "
-                        f"e.g. {added[:3]})")
+        problems.append(
+            f"clips differ ({len(gone)} gone or changed, e.g. {gone[:3]}; {len(added)} new or changed, "
+            f"e.g. {added[:3]})"
+        )
     elif before["frames_sha256"] != identity["frames_sha256"]:
         problems.append("frame files changed (paths, sizes or modification times)")
     if before["folds"] != identity["folds"]:
@@ -196,8 +237,10 @@ def check_same_data(previous_path: Path, identity: dict) -> None:
     if before["weights_sha256"] != identity["weights_sha256"]:
         problems.append(f"weights differ (sha256 {before['weights_sha256']} -> {identity['weights_sha256']})")
     if problems:
-        raise ConfigError(f"{previous_path}: --resume on data that changed since the run began: {'; '.join(problems)}. "
-                          "Start a new run folder.")
+        raise ConfigError(
+            f"{previous_path}: --resume on data that changed since the run began: {'; '.join(problems)}. "
+            "Start a new run folder."
+        )
 
 
 def run_experiment(config: RunConfig, callbacks=()) -> dict:
@@ -211,9 +254,13 @@ def run_experiment(config: RunConfig, callbacks=()) -> dict:
     results = cross_validate(trainer, run.folds, out, callbacks)
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     summary = metrics.summarize(results, plan.classes, {c.key: c.dataset for c in plan.clips})
-    summary["ci"] = bootstrap_ci(predictions, list(plan.classes), resamples=CI_RESAMPLES, seed=config.protocol.seed)
+    summary["ci"] = bootstrap_ci(
+        predictions, list(plan.classes), resamples=CI_RESAMPLES, seed=config.protocol.seed
+    )
     summary["oracle"] = oracle_summary(results, plan.classes)
-    summary["export"] = train_final(trainer, plan.clips, run.backbone, out, callbacks) if config.final else None
+    summary["export"] = (
+        train_final(trainer, plan.clips, run.backbone, out, callbacks) if config.final else None
+    )
     summary["data_number"] = int(sum(len(trainer.windows([c])) for c in plan.clips))
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["deviations_from_paper"] = run.record["deviations_from_paper"]

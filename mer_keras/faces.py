@@ -89,8 +89,10 @@ def check_margin(margin) -> float:
     if isinstance(margin, bool) or not isinstance(margin, (int, float, np.integer, np.floating)):
         raise TypeError(f"`--face-margin` must be a number in [0, {MAX_MARGIN}]. Received: {margin!r}")
     if not (math.isfinite(margin) and 0.0 <= margin <= MAX_MARGIN):
-        raise ValueError(f"`--face-margin` must be in [0, {MAX_MARGIN}] (share of the face box on each "
-                         f"side). Received: {margin!r}")
+        raise ValueError(
+            f"`--face-margin` must be in [0, {MAX_MARGIN}] (share of the face box on each "
+            f"side). Received: {margin!r}"
+        )
     return float(margin)
 
 
@@ -107,8 +109,11 @@ def _check_count(name, value) -> int:
 
 
 def _check_confidence(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0.0 < value <= 1.0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 < value <= 1.0
+    ):
         raise ValueError(f"`min_confidence` must be a number in (0, 1]. Received: {value!r}")
     return float(value)
 
@@ -153,8 +158,9 @@ def face_detector():
 def _check_image(image, what="image") -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
-        raise ValueError(f"{what} must be an RGB uint8 array (H, W, 3). "
-                         f"Received: shape {image.shape}, dtype {image.dtype}")
+        raise ValueError(
+            f"{what} must be an RGB uint8 array (H, W, 3). Received: shape {image.shape}, dtype {image.dtype}"
+        )
     return image
 
 
@@ -180,9 +186,14 @@ def detect_faces(images, min_confidence=MIN_CONFIDENCE) -> list:
             scales.append((1.0, 1.0))
         prepared.append(cv2.GaussianBlur(image, (0, 0), DETECT_SMOOTHING) if DETECT_SMOOTHING else image)
     rows = face_detector().detect_faces(
-        prepared, output_type="numpy", box_format="xyxy", fit_to_image=False,
-        threshold_pnet=PNET_THRESHOLD, threshold_rnet=min(RNET_THRESHOLD, min_confidence),
-        threshold_onet=min_confidence)
+        prepared,
+        output_type="numpy",
+        box_format="xyxy",
+        fit_to_image=False,
+        threshold_pnet=PNET_THRESHOLD,
+        threshold_rnet=min(RNET_THRESHOLD, min_confidence),
+        threshold_onet=min_confidence,
+    )
     rows = np.asarray(rows, np.float64).reshape(-1, np.shape(rows)[-1] if np.size(rows) else 16)
     found = []
     for index, (sx, sy) in enumerate(scales):
@@ -196,9 +207,13 @@ def detect_faces(images, min_confidence=MIN_CONFIDENCE) -> list:
         best = mine[np.argmax(mine[:, 5])]
         box = ((best[1] + 0.5) / sx, (best[2] + 0.5) / sy, (best[3] + 0.5) / sx, (best[4] + 0.5) / sy)
         landmarks = tuple(((best[6 + k] + 0.5) / sx, (best[11 + k] + 0.5) / sy) for k in range(5))
-        found.append(Detection(box=tuple(float(v) for v in box),
-                               landmarks=tuple((float(x), float(y)) for x, y in landmarks),
-                               confidence=float(best[5])))
+        found.append(
+            Detection(
+                box=tuple(float(v) for v in box),
+                landmarks=tuple((float(x), float(y)) for x, y in landmarks),
+                confidence=float(best[5]),
+            )
+        )
     return found
 
 
@@ -213,8 +228,12 @@ def combine_detections(detections) -> tuple:
     agree = [d for d in present if math.hypot(d.centre[0] - bx, d.centre[1] - by) <= reach]
     box = np.median([d.box for d in agree], axis=0)
     landmarks = np.median([d.landmarks for d in agree], axis=0)
-    return (tuple(float(v) for v in box), tuple((float(x), float(y)) for x, y in landmarks),
-            best.confidence, len(agree))
+    return (
+        tuple(float(v) for v in box),
+        tuple((float(x), float(y)) for x, y in landmarks),
+        best.confidence,
+        len(agree),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,8 +268,9 @@ def align_matrix(landmarks) -> np.ndarray:
     eyes, target = right - left, target_right - target_left
     distance = math.hypot(*eyes)
     if not distance > 0:
-        raise ValueError(f"Alignment needs two distinct eye positions. Received: {left.tolist()}, "
-                         f"{right.tolist()}")
+        raise ValueError(
+            f"Alignment needs two distinct eye positions. Received: {left.tolist()}, {right.tolist()}"
+        )
     scale = math.hypot(*target) / distance
     angle = math.atan2(target[1], target[0]) - math.atan2(eyes[1], eyes[0])
     c, s = scale * math.cos(angle), scale * math.sin(angle)
@@ -259,8 +279,10 @@ def align_matrix(landmarks) -> np.ndarray:
 
 
 def _round_nested(values, digits):
-    return tuple(_round_nested(v, digits) if isinstance(v, (list, tuple, np.ndarray)) else round(float(v), digits)
-                 for v in values)
+    return tuple(
+        _round_nested(v, digits) if isinstance(v, (list, tuple, np.ndarray)) else round(float(v), digits)
+        for v in values
+    )
 
 
 @dataclass(frozen=True)
@@ -291,7 +313,8 @@ class FaceTransform:
             "landmarks": None if self.landmarks is None else _round_nested(self.landmarks, 2),
             "confidence": None if self.confidence is None else round(float(self.confidence), 4),
             "margin": None if self.margin is None else check_margin(self.margin),
-            "found": bool(self.found), "detections": int(self.detections),
+            "found": bool(self.found),
+            "detections": int(self.detections),
         }
         for name, value in normalised.items():
             object.__setattr__(self, name, value)
@@ -301,15 +324,21 @@ class FaceTransform:
             if value is not None and np.shape(value) != shape:
                 raise ValueError(f"FaceTransform.{name} must have shape {shape}. Received: {value!r}")
         if self.mode == "none" and (self.found or self.matrix is not None):
-            raise ValueError(f"A `none` FaceTransform has no face and no matrix. Received: found={self.found}, "
-                             f"matrix={self.matrix!r}")
+            raise ValueError(
+                f"A `none` FaceTransform has no face and no matrix. Received: found={self.found}, "
+                f"matrix={self.matrix!r}"
+            )
         if self.mode != "none" and (self.frame_size is None or self.matrix is None):
-            raise ValueError(f"A {self.mode!r} FaceTransform needs frame_size and matrix. Received: "
-                             f"frame_size={self.frame_size!r}, matrix={self.matrix!r}")
+            raise ValueError(
+                f"A {self.mode!r} FaceTransform needs frame_size and matrix. Received: "
+                f"frame_size={self.frame_size!r}, matrix={self.matrix!r}"
+            )
         if self.found and (self.box is None or self.landmarks is None or self.confidence is None):
-            raise ValueError("A FaceTransform with found=True needs box, landmarks and confidence. "
-                             f"Received: box={self.box!r}, landmarks={self.landmarks!r}, "
-                             f"confidence={self.confidence!r}")
+            raise ValueError(
+                "A FaceTransform with found=True needs box, landmarks and confidence. "
+                f"Received: box={self.box!r}, landmarks={self.landmarks!r}, "
+                f"confidence={self.confidence!r}"
+            )
 
     @property
     def fell_back(self) -> bool:
@@ -318,12 +347,17 @@ class FaceTransform:
 
     def to_json(self) -> dict:
         """A plain dict (lists, floats) for config.json; ``from_json`` reads it back equal."""
-        return {"mode": self.mode, "found": self.found,
-                "frame_size": None if self.frame_size is None else list(self.frame_size),
-                "matrix": None if self.matrix is None else [list(row) for row in self.matrix],
-                "box": None if self.box is None else list(self.box),
-                "landmarks": None if self.landmarks is None else [list(p) for p in self.landmarks],
-                "confidence": self.confidence, "detections": self.detections, "margin": self.margin}
+        return {
+            "mode": self.mode,
+            "found": self.found,
+            "frame_size": None if self.frame_size is None else list(self.frame_size),
+            "matrix": None if self.matrix is None else [list(row) for row in self.matrix],
+            "box": None if self.box is None else list(self.box),
+            "landmarks": None if self.landmarks is None else [list(p) for p in self.landmarks],
+            "confidence": self.confidence,
+            "detections": self.detections,
+            "margin": self.margin,
+        }
 
     @classmethod
     def from_json(cls, data) -> FaceTransform:
@@ -333,8 +367,10 @@ class FaceTransform:
         fields = set(cls.__dataclass_fields__)
         unknown = set(data) - fields
         if unknown or "mode" not in data:
-            raise ValueError(f"FaceTransform JSON needs 'mode' and only the keys {sorted(fields)}. "
-                             f"Received: {sorted(data)}")
+            raise ValueError(
+                f"FaceTransform JSON needs 'mode' and only the keys {sorted(fields)}. "
+                f"Received: {sorted(data)}"
+            )
         return cls(**data)
 
     def key(self) -> str:
@@ -343,8 +379,11 @@ class FaceTransform:
         A clip that fell back and a ``none`` clip give the same pixels, hence the same key.
         """
         if self.found:
-            geometry = {"format": FACE_FORMAT, "frame_size": list(self.frame_size),
-                        "matrix": [list(row) for row in self.matrix]}
+            geometry = {
+                "format": FACE_FORMAT,
+                "frame_size": list(self.frame_size),
+                "matrix": [list(row) for row in self.matrix],
+            }
         else:
             geometry = {"format": FACE_FORMAT, "whole_frame": True}
         return hashlib.sha256(json.dumps(geometry, sort_keys=True).encode()).hexdigest()[:16]
@@ -353,7 +392,9 @@ class FaceTransform:
         """2x3 matrix from source pixels to output pixels of a ``size`` x ``size`` output (continuous)."""
         size = _check_size(size)
         if self.matrix is None:
-            raise ValueError("A `none` FaceTransform has no matrix (the frame is resized). Received: mode='none'")
+            raise ValueError(
+                "A `none` FaceTransform has no matrix (the frame is resized). Received: mode='none'"
+            )
         return size * np.asarray(self.matrix, np.float64)
 
     def to_output(self, points, size) -> np.ndarray:
@@ -365,12 +406,15 @@ class FaceTransform:
     def output_landmarks(self, size) -> np.ndarray:
         """The five landmarks (5, 2) in output pixels; ValueError if no face was found."""
         if not self.found:
-            raise ValueError(f"No face was found, so there are no landmarks. Received: mode={self.mode!r}, "
-                             "found=False")
+            raise ValueError(
+                f"No face was found, so there are no landmarks. Received: mode={self.mode!r}, found=False"
+            )
         return self.to_output(self.landmarks, size)
 
 
-def face_transform(mode, detection=None, frame_size=None, margin=DEFAULT_MARGIN, detections=1) -> FaceTransform:
+def face_transform(
+    mode, detection=None, frame_size=None, margin=DEFAULT_MARGIN, detections=1
+) -> FaceTransform:
     """The transform of ``mode`` for a combined ``detection`` (a ``Detection``) in frames of
     ``frame_size``; ``detection=None`` gives the whole-frame fallback."""
     mode = check_face_mode(mode)
@@ -381,14 +425,27 @@ def face_transform(mode, detection=None, frame_size=None, margin=DEFAULT_MARGIN,
         raise ValueError(f"--face {mode} needs the frame size (height, width). Received: frame_size=None")
     margin_field = margin if mode == "crop" else None
     if detection is None:
-        return FaceTransform(mode=mode, found=False, frame_size=tuple(frame_size),
-                             matrix=whole_frame_matrix(frame_size), margin=margin_field)
+        return FaceTransform(
+            mode=mode,
+            found=False,
+            frame_size=tuple(frame_size),
+            matrix=whole_frame_matrix(frame_size),
+            margin=margin_field,
+        )
     # Rounded first, so the matrix follows from exactly the landmarks and box that are stored.
     box, landmarks = _round_nested(detection.box, 2), _round_nested(detection.landmarks, 2)
     matrix = crop_matrix(box, margin) if mode == "crop" else align_matrix(landmarks)
-    return FaceTransform(mode=mode, found=True, frame_size=tuple(frame_size), matrix=matrix, box=box,
-                         landmarks=landmarks, confidence=detection.confidence, detections=detections,
-                         margin=margin_field)
+    return FaceTransform(
+        mode=mode,
+        found=True,
+        frame_size=tuple(frame_size),
+        matrix=matrix,
+        box=box,
+        landmarks=landmarks,
+        confidence=detection.confidence,
+        detections=detections,
+        margin=margin_field,
+    )
 
 
 def _clip_name(frames, name):
@@ -400,8 +457,15 @@ def _clip_name(frames, name):
     return "clip"
 
 
-def clip_face_transform(frames, mode, *, margin=DEFAULT_MARGIN, name=None, detect_frames=DETECT_FRAMES,
-                        min_confidence=MIN_CONFIDENCE) -> FaceTransform:
+def clip_face_transform(
+    frames,
+    mode,
+    *,
+    margin=DEFAULT_MARGIN,
+    name=None,
+    detect_frames=DETECT_FRAMES,
+    min_confidence=MIN_CONFIDENCE,
+) -> FaceTransform:
     """One clip's ``FaceTransform`` for ``--face mode``, from its first ``detect_frames`` frames.
 
     ``frames``: frame paths (read at their own size) or RGB uint8 arrays, in temporal order. ``name``
@@ -418,16 +482,21 @@ def clip_face_transform(frames, mode, *, margin=DEFAULT_MARGIN, name=None, detec
     if not frames:
         raise ValueError(f"{name or 'clip'}: --face {mode} needs at least one frame. Received: 0 frames")
     name = _clip_name(frames, name)
-    images = [read_frame(f) if isinstance(f, (str, Path)) else _check_image(f, f"{name}: frame {i}")
-              for i, f in enumerate(frames[:detect_frames])]
+    images = [
+        read_frame(f) if isinstance(f, (str, Path)) else _check_image(f, f"{name}: frame {i}")
+        for i, f in enumerate(frames[:detect_frames])
+    ]
     sizes = sorted({image.shape[:2] for image in images})
     if len(sizes) > 1:
         raise ValueError(f"{name}: the frames of a clip must share one size. Received: {sizes}")
     detected = detect_faces(images, min_confidence)
     if all(d is None for d in detected):
-        warnings.warn(f"{name}: MTCNN found no face (confidence >= {min_confidence}) in the first "
-                      f"{len(images)} frame(s); --face {mode} falls back to the whole frame, resized.",
-                      FaceNotFoundWarning, stacklevel=2)
+        warnings.warn(
+            f"{name}: MTCNN found no face (confidence >= {min_confidence}) in the first "
+            f"{len(images)} frame(s); --face {mode} falls back to the whole frame, resized.",
+            FaceNotFoundWarning,
+            stacklevel=2,
+        )
         return face_transform(mode, None, sizes[0], margin)
     box, landmarks, confidence, used = combine_detections(detected)
     return face_transform(mode, Detection(box, landmarks, confidence), sizes[0], margin, detections=used)
@@ -448,9 +517,11 @@ def apply_face(image, transform: FaceTransform, size) -> np.ndarray:
     if not isinstance(transform, FaceTransform):
         raise TypeError(f"`transform` must be a FaceTransform. Received: {type(transform).__name__}")
     if transform.frame_size is not None and tuple(image.shape[:2]) != transform.frame_size:
-        raise ValueError(f"The frame is {image.shape[0]}x{image.shape[1]} but the face transform was found "
-                         f"on {transform.frame_size[0]}x{transform.frame_size[1]} frames. Received: "
-                         f"shape {image.shape}")
+        raise ValueError(
+            f"The frame is {image.shape[0]}x{image.shape[1]} but the face transform was found "
+            f"on {transform.frame_size[0]}x{transform.frame_size[1]} frames. Received: "
+            f"shape {image.shape}"
+        )
     if not transform.found:
         return resize_frame(image, size)
     matrix = transform.output_matrix(size)
@@ -513,7 +584,11 @@ def face_focus_mask(transform: FaceTransform, size) -> np.ndarray:
 
 def describe_landmark_regions() -> dict:
     """What ``landmark_mask`` draws, for focus.json."""
-    return {"kind": "MTCNN landmarks (five points) after the face transform",
-            "units": "inter-ocular distance; u along the eye axis, v across it (down)",
-            "boxes_around_landmarks": {name: {"landmarks": list(anchors), "box_u0_v0_u1_v1": list(box)}
-                                       for name, (anchors, box) in LANDMARK_REGIONS.items()}}
+    return {
+        "kind": "MTCNN landmarks (five points) after the face transform",
+        "units": "inter-ocular distance; u along the eye axis, v across it (down)",
+        "boxes_around_landmarks": {
+            name: {"landmarks": list(anchors), "box_u0_v0_u1_v1": list(box)}
+            for name, (anchors, box) in LANDMARK_REGIONS.items()
+        },
+    }

@@ -54,8 +54,10 @@ def _jsonable(obj, where="obj"):
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if isinstance(obj, Mapping):
-        return {str(k.item() if isinstance(k, np.generic) else k): _jsonable(v, f"{where}[{k!r}]")
-                for k, v in obj.items()}
+        return {
+            str(k.item() if isinstance(k, np.generic) else k): _jsonable(v, f"{where}[{k!r}]")
+            for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
     raise TypeError(f"Cannot write {where} to JSON. Received: {type(obj).__name__} {obj!r}")

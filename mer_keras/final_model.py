@@ -25,8 +25,13 @@ EXPORT = "export.json"  # written last: its presence marks a finished final mode
 
 def exported_model(head: keras.Model, backbone: keras.Model, size: int, name: str) -> keras.Model:
     """Raw RGB frames -> VGGFace2 preprocessing -> ``backbone`` -> ``head``: the deployable model."""
-    return compose(head, with_preprocessing(backbone, size, name="frame_encoder_model"), (size, size, 3), name=name,
-                   check_input=True)
+    return compose(
+        head,
+        with_preprocessing(backbone, size, name="frame_encoder_model"),
+        (size, size, 3),
+        name=name,
+        check_input=True,
+    )
 
 
 def train_final(trainer: Trainer, clips, backbone, out, callbacks=()) -> dict:
@@ -44,7 +49,9 @@ def train_final(trainer: Trainer, clips, backbone, out, callbacks=()) -> dict:
     samples = list(validation or train)
     reference = model(cached_inputs(trainer, samples), training=False)  # one call: frames and index together
     if backbone is None:
-        exported = compose(head, None, trainer.cache.feature_shape, name=f"mer_{config.experiment}", check_input=True)
+        exported = compose(
+            head, None, trainer.cache.feature_shape, name=f"mer_{config.experiment}", check_input=True
+        )
         return save_and_export(exported, folder, cached_inputs(trainer, samples), reference)
     exported = exported_model(head, backbone, config.data.image_size, name=f"mer_{config.experiment}")
     return save_and_export(exported, folder, sample_inputs(trainer, samples), reference)
@@ -57,8 +64,12 @@ def _first_windows(trainer: Trainer, clips, count):
 def sample_inputs(trainer: Trainer, clips, count=4) -> np.ndarray:
     """Raw float32 frames of the first window of up to ``count`` clips, as the exported model takes them."""
     size, table = trainer.config.data.image_size, trainer.cache.table
-    windows = np.stack([[load_frame(table.frames[r], size, table.face(r)) for r in rows]
-                        for rows in _first_windows(trainer, clips, count)])
+    windows = np.stack(
+        [
+            [load_frame(table.frames[r], size, table.face(r)) for r in rows]
+            for rows in _first_windows(trainer, clips, count)
+        ]
+    )
     return (windows[:, 0] if trainer.config.model.head.single else windows).astype(np.float32)
 
 
@@ -90,12 +101,15 @@ def save_and_export(model: keras.Model, folder, samples: np.ndarray, reference=N
     serving = tf.saved_model.load(str(saved_path)).signatures["serving_default"]
     answered = np.asarray(next(iter(serving(tf.constant(samples)).values())), np.float32)
     check = {
-        "keras": str(keras_path), "saved_model": str(saved_path),
-        "signature": "serving_default", "input_shape": [None, *samples.shape[1:]],
+        "keras": str(keras_path),
+        "saved_model": str(saved_path),
+        "signature": "serving_default",
+        "input_shape": [None, *samples.shape[1:]],
         "samples": int(len(samples)),
         "max_abs_difference": float(np.max(np.abs(expected - answered))),
-        "original_vs_reloaded_keras": float(np.max(np.abs(
-            np.asarray(model.predict(samples, verbose=0), np.float32) - expected))),
+        "original_vs_reloaded_keras": float(
+            np.max(np.abs(np.asarray(model.predict(samples, verbose=0), np.float32) - expected))
+        ),
     }
     if reference is not None:
         check["trained_vs_exported"] = float(np.max(np.abs(np.asarray(reference, np.float32) - expected)))

@@ -17,8 +17,23 @@ import numpy as np
 import tensorflow as tf
 
 # instruction sets that change which kernels oneDNN and Eigen run
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
-             "amx_bf16", "amx_tile", "amx_int8", "neon", "asimd", "sve")
+CPU_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_tile",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "sve",
+)
 
 
 def library_versions() -> dict:
@@ -28,9 +43,15 @@ def library_versions() -> dict:
 
     import mer_keras
 
-    return {"mer_keras": mer_keras.__version__, "python": sys.version.split()[0], "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
-            "scikit-learn": sklearn.__version__}
+    return {
+        "mer_keras": mer_keras.__version__,
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
 def _cpuinfo() -> tuple[str, list]:
@@ -51,10 +72,17 @@ def package_commit() -> dict:
     """The git commit of the mer_keras source in use, and whether it had uncommitted changes."""
     source = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None, "note": f"{source} is not a git checkout (installed package?)"}
     return {"commit": commit, "dirty": bool(status.strip())}
@@ -64,9 +92,15 @@ def machine() -> dict:
     """CPU model, instruction-set flags, cores, oneDNN on/off, GPUs and the platform."""
     model, flags = _cpuinfo()
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    return {"cpu": model, "cpu_flags": flags, "cpus": os.cpu_count(),
-            "onednn": "off" if onednn == "0" else "on (default)" if onednn is None else f"on ({onednn})",
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-            "gpu_models": [tf.config.experimental.get_device_details(d).get("device_name", "?")
-                           for d in tf.config.list_physical_devices("GPU")],
-            "platform": platform.platform()}
+    return {
+        "cpu": model,
+        "cpu_flags": flags,
+        "cpus": os.cpu_count(),
+        "onednn": "off" if onednn == "0" else "on (default)" if onednn is None else f"on ({onednn})",
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "gpu_models": [
+            tf.config.experimental.get_device_details(d).get("device_name", "?")
+            for d in tf.config.list_physical_devices("GPU")
+        ],
+        "platform": platform.platform(),
+    }

@@ -127,7 +127,12 @@ def summarize(fold_results, classes, source_of=None) -> dict:
     pooled = clip_metrics(predictions["true"].tolist(), predictions["predicted"].tolist(), classes)
     summary = summarize_folds([r.metrics for r in fold_results], pooled)
     sources = predictions["clip"].map(source_of or {})
-    summary["per_dataset"] = {} if sources.nunique() < 2 else {
-        name: clip_metrics(part["true"].tolist(), part["predicted"].tolist(), classes)
-        for name, part in predictions.groupby(sources, sort=True)}
+    summary["per_dataset"] = (
+        {}
+        if sources.nunique() < 2
+        else {
+            name: clip_metrics(part["true"].tolist(), part["predicted"].tolist(), classes)
+            for name, part in predictions.groupby(sources, sort=True)
+        }
+    )
     return summary

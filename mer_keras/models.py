@@ -19,7 +19,13 @@ from keras import layers, ops
 from mer_keras.flow.networks import OffApexNet, STSTNet
 
 KINDS = ("frame", "lstm", "bilstm", "ststnet", "offapexnet")
-EXPERIMENT_KIND = {"exp1": "frame", "exp2": "lstm", "exp3": "bilstm", "ststnet": "ststnet", "offapexnet": "offapexnet"}
+EXPERIMENT_KIND = {
+    "exp1": "frame",
+    "exp2": "lstm",
+    "exp3": "bilstm",
+    "ststnet": "ststnet",
+    "offapexnet": "offapexnet",
+}
 FLOW_KINDS = ("ststnet", "offapexnet")  # optical-flow baselines: one onset-to-apex flow image per clip
 SINGLE_KINDS = ("frame", *FLOW_KINDS)  # heads that see one image per sample, not a window of frames
 RNNS = ("lstm", "gru")
@@ -27,8 +33,13 @@ RNNS = ("lstm", "gru")
 # features minus the window's first frame's, or how much each unpooled feature map moved from that frame.
 CLIP_FEATURES = ("raw", "relative", "motion")
 # Layer sizes of each head: fc1, fc2 (fc3 is the classifier) / stacked layers / units per direction.
-DEFAULT_UNITS = {"frame": (512, 128), "lstm": (128, 64, 32), "bilstm": (64,), "ststnet": (3, 5, 8),
-                 "offapexnet": (1024, 1024)}  # STSTNet: filters per stream; OFF-ApexNet: fully connected
+DEFAULT_UNITS = {
+    "frame": (512, 128),
+    "lstm": (128, 64, 32),
+    "bilstm": (64,),
+    "ststnet": (3, 5, 8),
+    "offapexnet": (1024, 1024),
+}  # STSTNet: filters per stream; OFF-ApexNet: fully connected
 VARIANCE_FLOOR = 1e-3  # standardization: no feature's variance below this share of the mean variance
 
 
@@ -72,8 +83,10 @@ class WindowMotion(layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 5:
-            raise ValueError(f"Layer {self.name!r} needs unpooled maps (batch, time, height, width, channels): "
-                             f"build the backbone with pooling=None. Received: input shape {tuple(input_shape)}")
+            raise ValueError(
+                f"Layer {self.name!r} needs unpooled maps (batch, time, height, width, channels): "
+                f"build the backbone with pooling=None. Received: input shape {tuple(input_shape)}"
+            )
 
     def call(self, inputs):
         return ops.mean(ops.abs(inputs - inputs[:, :1]), axis=(2, 3))
@@ -110,11 +123,15 @@ class CheckInput(layers.Layer):
 
     def call(self, inputs):
         expected = ", ".join(map(str, self.shape))
-        checks = [tf.debugging.assert_equal(
-            tf.shape(inputs)[1:], tf.constant(self.shape, tf.int32),
-            message=f"{self.name}: expected {self.what} of shape (batch, {expected}), float32 RGB 0-255. "
-                    "Received a tensor whose shape after the batch axis is"),
-            tf.debugging.assert_all_finite(inputs, f"{self.name}: {self.what} hold NaN or infinite values")]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(inputs)[1:],
+                tf.constant(self.shape, tf.int32),
+                message=f"{self.name}: expected {self.what} of shape (batch, {expected}), float32 RGB 0-255. "
+                "Received a tensor whose shape after the batch axis is",
+            ),
+            tf.debugging.assert_all_finite(inputs, f"{self.name}: {self.what} hold NaN or infinite values"),
+        ]
         with tf.control_dependencies(checks):
             return tf.identity(inputs)
 
@@ -149,12 +166,16 @@ class HeadSpec:
         _choice("clip_features", self.clip_features, CLIP_FEATURES)
         units = DEFAULT_UNITS[self.kind] if self.units is None else tuple(int(u) for u in self.units)
         if not units or min(units) < 1 or (self.kind == "bilstm" and len(units) != 1):
-            raise ValueError(f"`units` must be positive layer sizes (one for a bidirectional head). "
-                             f"Received: units={self.units!r}")
+            raise ValueError(
+                f"`units` must be positive layer sizes (one for a bidirectional head). "
+                f"Received: units={self.units!r}"
+            )
         object.__setattr__(self, "units", units)
         if self.kind in SINGLE_KINDS and self.clip_features != "raw":
-            raise ValueError(f"A {self.kind} model sees single images: `clip_features` must be 'raw'. "
-                             f"Received: clip_features={self.clip_features!r}")
+            raise ValueError(
+                f"A {self.kind} model sees single images: `clip_features` must be 'raw'. "
+                f"Received: clip_features={self.clip_features!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={self.dropout}")
 
@@ -169,8 +190,9 @@ class HeadSpec:
         return None if self.clip_features == "motion" else "avg"
 
 
-def build_head(spec: HeadSpec, num_classes: int, feature_shape, n: int | None = None,
-               standardize_on=None) -> keras.Model:
+def build_head(
+    spec: HeadSpec, num_classes: int, feature_shape, n: int | None = None, standardize_on=None
+) -> keras.Model:
     """The head over per-frame features ``feature_shape`` (clip heads: windows of ``n`` of them).
 
     With ``spec.standardize`` its Normalization is adapted here on ``standardize_on``: the training
@@ -182,17 +204,31 @@ def build_head(spec: HeadSpec, num_classes: int, feature_shape, n: int | None = 
     if not spec.single and (n is None or n < 1):
         raise ValueError(f"Clip heads need a window length `n` >= 1. Received: n={n}")
     if spec.standardize and standardize_on is None:
-        raise ValueError("A standardized head needs training features to adapt on. Received: standardize_on=None")
+        raise ValueError(
+            "A standardized head needs training features to adapt on. Received: standardize_on=None"
+        )
     feature_shape = tuple(feature_shape)
     if spec.kind in FLOW_KINDS:
         if spec.standardize:
-            raise ValueError(f"The {spec.kind} baseline takes the flow as its paper does: no standardization. "
-                             "Received: standardize=True")
+            raise ValueError(
+                f"The {spec.kind} baseline takes the flow as its paper does: no standardization. "
+                "Received: standardize=True"
+            )
         if spec.kind == "ststnet":
-            return STSTNet(num_classes, feature_shape, filters=spec.units, dropout=spec.dropout,
-                           name=spec.name or "ststnet")
-        return OffApexNet(num_classes, feature_shape, units=spec.units, dropout=spec.dropout,
-                          name=spec.name or "off_apexnet")
+            return STSTNet(
+                num_classes,
+                feature_shape,
+                filters=spec.units,
+                dropout=spec.dropout,
+                name=spec.name or "ststnet",
+            )
+        return OffApexNet(
+            num_classes,
+            feature_shape,
+            units=spec.units,
+            dropout=spec.dropout,
+            name=spec.name or "off_apexnet",
+        )
     frame = spec.kind == "frame"
     inputs = keras.Input(feature_shape if frame else (n, *feature_shape), name="frames" if frame else "clips")
     x = inputs
@@ -250,7 +286,11 @@ def compose(head: keras.Model, encoder=None, input_shape=None, name=None, check_
     n = head.inputs[0].shape[1] if clip else None
     shape = tuple(input_shape) if not clip else (n, *input_shape)
     inputs = keras.Input(shape, name="clips" if clip else "frames")
-    x = CheckInput(shape, "clips" if clip else "frames", name="check_input")(inputs) if check_input else inputs
+    x = (
+        CheckInput(shape, "clips" if clip else "frames", name="check_input")(inputs)
+        if check_input
+        else inputs
+    )
     if encoder is not None:
         x = FramewiseTimeDistributed(encoder, name="frame_encoder")(x) if clip else encoder(x)
     return keras.Model(inputs, head(x), name=name or f"{head.name}_on_{getattr(encoder, 'name', 'input')}")

@@ -17,8 +17,10 @@ from mer_keras import metrics
 from mer_keras.files import write_text
 
 EPOCH_PREDICTIONS = "epoch_predictions.csv"
-HOW = ("per fold, the epoch with the best test accuracy (ties: best test UF1, then the earliest epoch); "
-       "selected on the test subjects, so optimistic: shown for comparison with published figures, never used")
+HOW = (
+    "per fold, the epoch with the best test accuracy (ties: best test UF1, then the earliest epoch); "
+    "selected on the test subjects, so optimistic: shown for comparison with published figures, never used"
+)
 
 
 class EpochPredictions(keras.callbacks.Callback):
@@ -60,16 +62,25 @@ def oracle_summary(fold_results, classes) -> dict | None:
     picked = [(r, *oracle_epoch(r.epoch_predictions, classes)) for r in fold_results]
     oracle = pd.concat([table for _, _, table in picked], ignore_index=True)
     honest = pd.concat([r.predictions for r in fold_results], ignore_index=True)
-    scores = {name: metrics.clip_metrics(t["true"].tolist(), t["predicted"].tolist(), classes)
-              for name, t in (("honest", honest), ("oracle", oracle))}
+    scores = {
+        name: metrics.clip_metrics(t["true"].tolist(), t["predicted"].tolist(), classes)
+        for name, t in (("honest", honest), ("oracle", oracle))
+    }
     return {
         "how": HOW,
         "honest": {k: scores["honest"][k] for k in metrics.SCORES},
         "oracle": {k: scores["oracle"][k] for k in metrics.SCORES},
         "gap": {k: scores["oracle"][k] - scores["honest"][k] for k in metrics.SCORES},
-        "folds": [{"fold": r.fold, "honest_epoch": r.selected_epoch, "oracle_epoch": epoch,
-                   "honest_accuracy": r.metrics["accuracy"],
-                   "oracle_accuracy": metrics.clip_metrics(t["true"].tolist(), t["predicted"].tolist(),
-                                                           classes)["accuracy"]}
-                  for r, epoch, t in picked],
+        "folds": [
+            {
+                "fold": r.fold,
+                "honest_epoch": r.selected_epoch,
+                "oracle_epoch": epoch,
+                "honest_accuracy": r.metrics["accuracy"],
+                "oracle_accuracy": metrics.clip_metrics(t["true"].tolist(), t["predicted"].tolist(), classes)[
+                    "accuracy"
+                ],
+            }
+            for r, epoch, t in picked
+        ],
     }

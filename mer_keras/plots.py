@@ -41,8 +41,15 @@ def confusion_figure(confusion, classes, title: str = "") -> Figure:
     for i in range(k):
         for j in range(k):
             pct = f"{share[i, j] * 100:.1f} %" if rows[i, 0] else "–"
-            ax.text(j, i, f"{_count(counts[i, j])}\n{pct}", ha="center", va="center",
-                    color="white" if share[i, j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{_count(counts[i, j])}\n{pct}",
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(k), classes, rotation=30, ha="right")
     ax.set_yticks(range(k), classes)
     ax.set_xlabel("Predicted")
@@ -59,7 +66,9 @@ def _series(history, fold, key) -> np.ndarray | None:
     except (TypeError, ValueError):
         raise ValueError(f"History {fold!r}[{key!r}] must be numbers. Received: {history[key]!r}") from None
     if values.ndim != 1:
-        raise ValueError(f"History {fold!r}[{key!r}] must be a list per epoch. Received: shape {values.shape}")
+        raise ValueError(
+            f"History {fold!r}[{key!r}] must be a list per epoch. Received: shape {values.shape}"
+        )
     return values
 
 

@@ -56,16 +56,22 @@ def _probabilities(model_fn, batch: np.ndarray, classes) -> np.ndarray:
     out = model_fn(batch)
     if isinstance(out, Mapping):
         if len(out) != 1:
-            raise ValueError(f"model_fn returned several outputs; pass a function returning one. "
-                             f"Received: keys {sorted(out)}")
+            raise ValueError(
+                f"model_fn returned several outputs; pass a function returning one. "
+                f"Received: keys {sorted(out)}"
+            )
         out = next(iter(out.values()))
     probs = np.asarray(out, dtype=np.float64)
     if probs.shape != (len(batch), len(classes)):
-        raise ValueError(f"model_fn must return ({len(batch)}, {len(classes)}) probabilities for classes "
-                         f"{list(classes)}. Received: shape {probs.shape}")
+        raise ValueError(
+            f"model_fn must return ({len(batch)}, {len(classes)}) probabilities for classes "
+            f"{list(classes)}. Received: shape {probs.shape}"
+        )
     if not np.all(np.isfinite(probs)) or probs.min() < -1e-6 or probs.max() > 1 + 1e-6:
-        raise ValueError("model_fn must return probabilities in [0, 1] (softmax outputs, not logits). "
-                         f"Received: values in [{np.nanmin(probs):.4g}, {np.nanmax(probs):.4g}]")
+        raise ValueError(
+            "model_fn must return probabilities in [0, 1] (softmax outputs, not logits). "
+            f"Received: values in [{np.nanmin(probs):.4g}, {np.nanmax(probs):.4g}]"
+        )
     return probs
 
 
@@ -94,8 +100,16 @@ class SegmentTracker:
         if best not in self.candidates:
             return
         if self.open is None:
-            self.open = {"c": best, "first": window, "last": window, "peak": -1.0, "peak_window": window,
-                         "sum": 0.0, "kept": [], "step": 1}
+            self.open = {
+                "c": best,
+                "first": window,
+                "last": window,
+                "peak": -1.0,
+                "peak_window": window,
+                "sum": 0.0,
+                "kept": [],
+                "step": 1,
+            }
         seg = self.open
         seg["last"] = window
         p = float(probs[best])
@@ -120,9 +134,16 @@ class SegmentTracker:
             return
         middle = (seg["first"] + seg["last"]) // 2
         window, frame = min(seg["kept"], key=lambda kept: abs(kept[0] - middle))
-        record = {"class": self.classes[seg["c"]], "first_window": seg["first"], "last_window": seg["last"],
-                  "windows": windows, "peak": seg["peak"], "mean": seg["sum"] / windows,
-                  "peak_window": seg["peak_window"], "thumbnail_frame": window * self.stride + (self.n - 1) // 2}
+        record = {
+            "class": self.classes[seg["c"]],
+            "first_window": seg["first"],
+            "last_window": seg["last"],
+            "windows": windows,
+            "peak": seg["peak"],
+            "mean": seg["sum"] / windows,
+            "peak_window": seg["peak_window"],
+            "thumbnail_frame": window * self.stride + (self.n - 1) // 2,
+        }
         entry = (key, record, frame)
         if len(self.heap) == self.top_k:
             heapq.heapreplace(self.heap, entry)
@@ -138,8 +159,13 @@ class SegmentTracker:
 
 
 def _check_options(n, image_size, classes, train_fps, stride, batch_size, top_k, rank_by, short_policy):
-    for name, value, low in (("n", n, 1), ("image_size", image_size, 1), ("stride", stride, 1),
-                             ("batch_size", batch_size, 1), ("top_k", top_k, 0)):
+    for name, value, low in (
+        ("n", n, 1),
+        ("image_size", image_size, 1),
+        ("stride", stride, 1),
+        ("batch_size", batch_size, 1),
+        ("top_k", top_k, 0),
+    ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
     classes = [str(c) for c in classes]
@@ -150,13 +176,31 @@ def _check_options(n, image_size, classes, train_fps, stride, batch_size, top_k,
     if short_policy not in SHORT_POLICIES:
         raise ValueError(f"`short_policy` must be one of {SHORT_POLICIES}. Received: {short_policy!r}")
     if not isinstance(train_fps, (int, float, np.number)) or not train_fps > 0:
-        raise ValueError(f"`train_fps` must be the model's training frame rate (> 0). Received: {train_fps!r}")
+        raise ValueError(
+            f"`train_fps` must be the model's training frame rate (> 0). Received: {train_fps!r}"
+        )
     return classes
 
 
-def predict_recording(model_fn, source, *, n, image_size, classes, train_fps, stride=1, out_dir,
-                      batch_size=16, fps=None, top_k=3, rank_by="peak", short_policy="interpolate",
-                      progress=True, frame_fn=None, extra=None) -> dict:
+def predict_recording(
+    model_fn,
+    source,
+    *,
+    n,
+    image_size,
+    classes,
+    train_fps,
+    stride=1,
+    out_dir,
+    batch_size=16,
+    fps=None,
+    top_k=3,
+    rank_by="peak",
+    short_policy="interpolate",
+    progress=True,
+    frame_fn=None,
+    extra=None,
+) -> dict:
     """Slide ``n``-frame windows over ``source`` at ``train_fps`` and write what a user looks at.
 
     ``source``: a video file or a folder of frames (``fps`` overrides a video's rate, required for a
@@ -166,18 +210,29 @@ def predict_recording(model_fn, source, *, n, image_size, classes, train_fps, st
     sees (default: resized by the dataset rule; see ``recordings.decoded_frames``). ``extra``: more
     entries for ``summary.json`` (e.g. which model answered).
     """
-    classes = _check_options(n, image_size, classes, train_fps, stride, batch_size, top_k, rank_by,
-                             short_policy)
-    stream = stream_recording(source, size=image_size, target_fps=train_fps, n=n, fps=fps,
-                              chunk=max(batch_size, 32), short_policy=short_policy, progress=progress,
-                              frame_fn=frame_fn)
+    classes = _check_options(
+        n, image_size, classes, train_fps, stride, batch_size, top_k, rank_by, short_policy
+    )
+    stream = stream_recording(
+        source,
+        size=image_size,
+        target_fps=train_fps,
+        n=n,
+        fps=fps,
+        chunk=max(batch_size, 32),
+        short_policy=short_policy,
+        progress=progress,
+        frame_fn=frame_fn,
+    )
     ring = np.empty((n, image_size, image_size, 3), np.float32)  # frame i at i % n
     batch = np.empty((batch_size, n, image_size, image_size, 3), np.float32)
     segments = SegmentTracker(classes, top_k, rank_by, n, stride)
     probs_parts, pending, done, frame_index, centre = [], 0, 0, 0, (n - 1) // 2
 
     def flush(count, first):
-        probs = _probabilities(model_fn, batch[:count], classes).astype(np.float32)  # as windows.csv keeps them
+        probs = _probabilities(model_fn, batch[:count], classes).astype(
+            np.float32
+        )  # as windows.csv keeps them
         for j in range(count):
             segments.add(first + j, probs[j], lambda j=j: batch[j, centre])
         probs_parts.append(probs)
@@ -200,13 +255,22 @@ def predict_recording(model_fn, source, *, n, image_size, classes, train_fps, st
     probs = np.concatenate(probs_parts)
     expected = window_count(report["output_frames"], n, stride)
     if len(probs) != expected:  # the windowing above and window_count must agree
-        raise RuntimeError(f"{len(probs)} windows predicted, {expected} expected from {report['output_frames']} "
-                           f"frames, n={n}, stride={stride}.")
+        raise RuntimeError(
+            f"{len(probs)} windows predicted, {expected} expected from {report['output_frames']} "
+            f"frames, n={n}, stride={stride}."
+        )
     period = report["frame_period_s"]
     starts = np.arange(len(probs)) * stride
-    table = pd.DataFrame({"window": np.arange(len(probs)), "start_frame": starts, "end_frame": starts + n - 1,
-                          "start_s": starts * period, "end_s": (starts + n - 1) * period,
-                          "predicted": [classes[i] for i in probs.argmax(axis=1)]})
+    table = pd.DataFrame(
+        {
+            "window": np.arange(len(probs)),
+            "start_frame": starts,
+            "end_frame": starts + n - 1,
+            "start_s": starts * period,
+            "end_s": (starts + n - 1) * period,
+            "predicted": [classes[i] for i in probs.argmax(axis=1)],
+        }
+    )
     for i, name in enumerate(classes):
         table[f"p_{name}"] = probs[:, i]
 
@@ -214,26 +278,39 @@ def predict_recording(model_fn, source, *, n, image_size, classes, train_fps, st
     top, thumbnails = segments.finish()
     for rank, seg in enumerate(top, 1):
         first, last = seg["first_window"], seg["last_window"]
-        seg.update(rank=rank, start_frame=first * stride, end_frame=last * stride + n - 1,
-                   start_s=first * stride * period, end_s=(last * stride + n - 1) * period,
-                   peak_time_s=(seg["peak_window"] * stride + (n - 1) / 2) * period,
-                   thumbnail_time_s=seg["thumbnail_frame"] * period)
+        seg.update(
+            rank=rank,
+            start_frame=first * stride,
+            end_frame=last * stride + n - 1,
+            start_s=first * stride * period,
+            end_s=(last * stride + n - 1) * period,
+            peak_time_s=(seg["peak_window"] * stride + (n - 1) / 2) * period,
+            thumbnail_time_s=seg["thumbnail_frame"] * period,
+        )
     out_dir = Path(out_dir)
     summary = {
         "source": report["source"],
         "classes": classes,
-        "n": n, "stride": stride, "image_size": image_size, "train_fps": float(train_fps),
-        "clip": {"predicted": classes[int(np.argmax(clip_probs))],
-                 "probabilities": dict(zip(classes, clip_probs.tolist())),
-                 "rule": "mean over windows of the window probabilities (as in evaluation)"},
+        "n": n,
+        "stride": stride,
+        "image_size": image_size,
+        "train_fps": float(train_fps),
+        "clip": {
+            "predicted": classes[int(np.argmax(clip_probs))],
+            "probabilities": dict(zip(classes, clip_probs.tolist())),
+            "rule": "mean over windows of the window probabilities (as in evaluation)",
+        },
         "resampling": report,
         "windows": len(probs),
         "segments": {
             "rule": "consecutive windows whose most probable class is the same non-neutral class; "
-                    f"ranked by that class's {rank_by} probability over the segment's windows; "
-                    "thumbnail: centre frame of the window nearest the segment's middle",
+            f"ranked by that class's {rank_by} probability over the segment's windows; "
+            "thumbnail: centre frame of the window nearest the segment's middle",
             "neutral_classes": [c for c in classes if c in NEUTRAL_CLASSES],
-            "rank_by": rank_by, "total": segments.total, "per_class": segments.per_class, "top": top,
+            "rank_by": rank_by,
+            "total": segments.total,
+            "per_class": segments.per_class,
+            "top": top,
         },
         "files": {name: str(out_dir / name) for name in ("windows.csv", "timeline.png", "summary.json")},
         **(extra or {}),
@@ -255,8 +332,10 @@ def _csv(table: pd.DataFrame) -> str:
 
 def _title(summary) -> str:
     clip = summary["clip"]
-    return (f"{Path(summary['source']).name}: {clip['predicted']} "
-            f"(p={clip['probabilities'][clip['predicted']]:.2f}, mean of {summary['windows']} windows)")
+    return (
+        f"{Path(summary['source']).name}: {clip['predicted']} "
+        f"(p={clip['probabilities'][clip['predicted']]:.2f}, mean of {summary['windows']} windows)"
+    )
 
 
 def timeline_figure(windows: pd.DataFrame, classes, segments=(), thumbnails=(), title: str = "") -> Figure:
@@ -282,18 +361,30 @@ def timeline_figure(windows: pd.DataFrame, classes, segments=(), thumbnails=(), 
         seg = segments[i]
         colour = f"C{classes.index(seg['class']) % 10}"
         ax.axvspan(seg["start_s"], seg["end_s"], color=colour, alpha=0.15, lw=0)
-        ax.text((seg["start_s"] + seg["end_s"]) / 2, 1.0, f"#{seg['rank']}", ha="center", va="top", fontsize=8)
+        ax.text(
+            (seg["start_s"] + seg["end_s"]) / 2, 1.0, f"#{seg['rank']}", ha="center", va="top", fontsize=8
+        )
         thumb = fig.add_subplot(grid[0, column])
         thumb.imshow(thumbnails[i])
         thumb.set_xticks([])
         thumb.set_yticks([])
-        thumb.set_title(f"#{seg['rank']} {seg['class']} {seg['peak']:.2f}\n"
-                        f"{seg['start_s']:.2f}–{seg['end_s']:.2f} s", fontsize=8)
+        thumb.set_title(
+            f"#{seg['rank']} {seg['class']} {seg['peak']:.2f}\n{seg['start_s']:.2f}–{seg['end_s']:.2f} s",
+            fontsize=8,
+        )
         for side in thumb.spines.values():
             side.set_edgecolor(colour)
-        fig.add_artist(ConnectionPatch(xyA=(0.5, 0.0), coordsA=thumb.transAxes,
-                                       xyB=(seg["thumbnail_time_s"], 1.02), coordsB=ax.transData,
-                                       color=colour, lw=0.8, alpha=0.7))
+        fig.add_artist(
+            ConnectionPatch(
+                xyA=(0.5, 0.0),
+                coordsA=thumb.transAxes,
+                xyB=(seg["thumbnail_time_s"], 1.02),
+                coordsB=ax.transData,
+                color=colour,
+                lw=0.8,
+                alpha=0.7,
+            )
+        )
     return fig
 
 
@@ -324,30 +415,40 @@ def trained_model(model_dir) -> TrainedModel:
     """The run of ``model_dir`` (``RUN/final`` or ``RUN`` itself), checked to hold a finished export."""
     given = Path(model_dir)
     if not given.is_dir():
-        raise RunFolderError(f"{given}: no such model folder (pass a run's final/ folder or the run folder). "
-                             f"Received: --model {str(model_dir)!r}")
+        raise RunFolderError(
+            f"{given}: no such model folder (pass a run's final/ folder or the run folder). "
+            f"Received: --model {str(model_dir)!r}"
+        )
     if (given / "config.json").is_file():
         run, final = given, given / "final"
     elif (given.parent / "config.json").is_file() and (given / "saved_model").exists():
         run, final = given.parent, given
     else:
-        raise RunFolderError(f"{given}: no config.json here or next to it, so the model's record (N, "
-                             "image size, classes, training fps) is unknown; pass RUN/final of a run made "
-                             f"by mer_keras, config.json beside final/. Received: --model {str(model_dir)!r}")
+        raise RunFolderError(
+            f"{given}: no config.json here or next to it, so the model's record (N, "
+            "image size, classes, training fps) is unknown; pass RUN/final of a run made "
+            f"by mer_keras, config.json beside final/. Received: --model {str(model_dir)!r}"
+        )
     if not (final / "saved_model").is_dir() or not (final / EXPORT).is_file():
         found = sorted(p.name for p in final.iterdir()) if final.is_dir() else "no final/ folder"
-        raise RunFolderError(f"{final}: no finished final model (saved_model/ and {EXPORT}); the run was "
-                             f"made with --no-final or stopped before the export. Received: {found}")
+        raise RunFolderError(
+            f"{final}: no finished final model (saved_model/ and {EXPORT}); the run was "
+            f"made with --no-final or stopped before the export. Received: {found}"
+        )
     config = RunConfig.from_json(run)
     data = read_json(run / "config.json").get("record", {}).get("data", {})
     if not data.get("classes"):
-        raise RunFolderError(f"{run / 'config.json'}: the record names no classes (record.data.classes). "
-                             f"Received: record.data keys {sorted(data)}")
+        raise RunFolderError(
+            f"{run / 'config.json'}: the record names no classes (record.data.classes). "
+            f"Received: record.data keys {sorted(data)}"
+        )
     if not data.get("fps"):
-        raise RunFolderError(f"{run / 'config.json'}: the record has no training frame rate "
-                             "(record.data.fps, written by newer mer_keras runs); rerun the experiment to "
-                             "predict with it. "
-                             f"Received: record.data keys {sorted(data)}")
+        raise RunFolderError(
+            f"{run / 'config.json'}: the record has no training frame rate "
+            "(record.data.fps, written by newer mer_keras runs); rerun the experiment to "
+            "predict with it. "
+            f"Received: record.data keys {sorted(data)}"
+        )
     return TrainedModel(run, final, config, tuple(data["classes"]), tuple(float(f) for f in data["fps"]))
 
 
@@ -365,9 +466,11 @@ def load_serving(model: TrainedModel):
     size, frame = model.config.data.image_size, model.config.kind == "frame"
     expected = (size, size, 3) if frame else (model.config.n, size, size, 3)
     if len(specs) != 1 or tuple(specs[0].shape[1:]) != expected:
-        raise RunFolderError(f"{model.saved_model}: serving_default does not take what config.json describes "
-                             f"(batch, {', '.join(map(str, expected))}). Received: "
-                             f"{[tuple(s.shape) for s in specs]}")
+        raise RunFolderError(
+            f"{model.saved_model}: serving_default does not take what config.json describes "
+            f"(batch, {', '.join(map(str, expected))}). Received: "
+            f"{[tuple(s.shape) for s in specs]}"
+        )
 
     def model_fn(batch):
         out = signature(tf.constant(batch[:, 0] if frame else batch))
@@ -388,8 +491,9 @@ def face_frame_fn(source, mode, *, size, margin=DEFAULT_MARGIN, fps=None):
     if mode == "none":
         return None, None
     recording = open_recording(source, fps)
-    transform = clip_face_transform(first_frames(recording, DETECT_FRAMES), mode, margin=margin,
-                                    name=recording.path)
+    transform = clip_face_transform(
+        first_frames(recording, DETECT_FRAMES), mode, margin=margin, name=recording.path
+    )
     frame_size = tuple(transform.frame_size)
 
     def frame_fn(image):
@@ -400,8 +504,19 @@ def face_frame_fn(source, mode, *, size, margin=DEFAULT_MARGIN, fps=None):
     return frame_fn, transform
 
 
-def predict_with_run(model_dir, source, *, out_dir, stride=1, fps=None, n=None, train_fps=None, batch_size=16,
-                     top_k=3, progress=True) -> dict:
+def predict_with_run(
+    model_dir,
+    source,
+    *,
+    out_dir,
+    stride=1,
+    fps=None,
+    n=None,
+    train_fps=None,
+    batch_size=16,
+    top_k=3,
+    progress=True,
+) -> dict:
     """Predict on a recording with a run's own exported model, as the run saw its clips.
 
     ``model_dir``: ``RUN/final`` or ``RUN``; its ``config.json`` gives N, image size, classes, face
@@ -412,33 +527,62 @@ def predict_with_run(model_dir, source, *, out_dir, stride=1, fps=None, n=None, 
     model = trained_model(model_dir)
     config = model.config
     if n is not None and n != config.n:
-        raise ValueError(f"--n {n} differs from the model's N={config.n} ({model.run / 'config.json'}): a "
-                         f"model takes windows of the length it was trained on. Received: --n {n}")
+        raise ValueError(
+            f"--n {n} differs from the model's N={config.n} ({model.run / 'config.json'}): a "
+            f"model takes windows of the length it was trained on. Received: --n {n}"
+        )
     target = _training_fps(model, train_fps)
     open_recording(source, fps)  # a bad input fails here, before the model loads
     model_fn = load_serving(model)
-    frame_fn, transform = face_frame_fn(source, config.data.face, size=config.data.image_size,
-                                        margin=config.data.face_margin, fps=fps)
-    extra = {"model": {"run": str(model.run), "saved_model": str(model.saved_model),
-                       "experiment": config.experiment, "kind": config.kind, "pattern": config.pattern,
-                       "training_fps": list(model.fps)},
-             "face": {"mode": config.data.face, "margin": config.data.face_margin,
-                      "transform": None if transform is None else transform.to_json(),
-                      "fell_back": bool(transform is not None and transform.fell_back)}}
-    return predict_recording(model_fn, source, n=config.n, image_size=config.data.image_size,
-                             classes=model.classes, train_fps=target, stride=stride, out_dir=out_dir,
-                             batch_size=batch_size, fps=fps, top_k=top_k, progress=progress,
-                             frame_fn=frame_fn, extra=extra)
+    frame_fn, transform = face_frame_fn(
+        source, config.data.face, size=config.data.image_size, margin=config.data.face_margin, fps=fps
+    )
+    extra = {
+        "model": {
+            "run": str(model.run),
+            "saved_model": str(model.saved_model),
+            "experiment": config.experiment,
+            "kind": config.kind,
+            "pattern": config.pattern,
+            "training_fps": list(model.fps),
+        },
+        "face": {
+            "mode": config.data.face,
+            "margin": config.data.face_margin,
+            "transform": None if transform is None else transform.to_json(),
+            "fell_back": bool(transform is not None and transform.fell_back),
+        },
+    }
+    return predict_recording(
+        model_fn,
+        source,
+        n=config.n,
+        image_size=config.data.image_size,
+        classes=model.classes,
+        train_fps=target,
+        stride=stride,
+        out_dir=out_dir,
+        batch_size=batch_size,
+        fps=fps,
+        top_k=top_k,
+        progress=progress,
+        frame_fn=frame_fn,
+        extra=extra,
+    )
 
 
 def _training_fps(model: TrainedModel, train_fps):
     rates = ", ".join(f"{f:g}" for f in model.fps)
     if train_fps is None:
         if len(model.fps) > 1:
-            raise ValueError(f"{model.run / 'config.json'}: the run trained on clips of several frame rates "
-                             f"({rates} fps); pass --train-fps, one of them. Received: --train-fps None")
+            raise ValueError(
+                f"{model.run / 'config.json'}: the run trained on clips of several frame rates "
+                f"({rates} fps); pass --train-fps, one of them. Received: --train-fps None"
+            )
         return model.fps[0]
     if float(train_fps) not in model.fps:
-        raise ValueError(f"--train-fps must be a frame rate the run trained on ({rates} fps, "
-                         f"{model.run / 'config.json'}). Received: --train-fps {train_fps!r}")
+        raise ValueError(
+            f"--train-fps must be a frame rate the run trained on ({rates} fps, "
+            f"{model.run / 'config.json'}). Received: --train-fps {train_fps!r}"
+        )
     return float(train_fps)

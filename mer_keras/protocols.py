@@ -60,9 +60,7 @@ def carve_validation(clips, fraction=0.2, seed=0):
 def _folds(clips, splits, validation_fraction, seed):
     folds = []
     for index, (train_idx, test_idx) in enumerate(splits):
-        train, validation = carve_validation(
-            [clips[i] for i in train_idx], validation_fraction, seed + index
-        )
+        train, validation = carve_validation([clips[i] for i in train_idx], validation_fraction, seed + index)
         folds.append(Fold(index, train, validation, tuple(clips[i] for i in test_idx)))
     return folds
 
@@ -73,9 +71,7 @@ def subject_kfold(clips, k=5, seed=0, validation_fraction=0.2) -> list:
     labels, groups = _labels_groups(clips)
     n_subjects = len(set(groups))
     if not 2 <= k <= n_subjects:
-        raise ValueError(
-            f"`k` must be between 2 and the number of subjects ({n_subjects}). Received: k={k}"
-        )
+        raise ValueError(f"`k` must be between 2 and the number of subjects ({n_subjects}). Received: k={k}")
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     splits = splitter.split(np.zeros(len(clips)), labels, groups)
     return _folds(clips, splits, validation_fraction, seed)
@@ -97,7 +93,10 @@ def make_folds(clips, protocol) -> list:
         return loso(clips, seed=protocol.seed, validation_fraction=protocol.validation_fraction)
     n_subjects = len({c.subject for c in clips})
     if protocol.folds > n_subjects:
-        raise ValueError(f"--folds must be at most the number of subjects ({n_subjects}). "
-                         f"Received: --folds {protocol.folds}")
-    return subject_kfold(clips, k=protocol.folds, seed=protocol.seed,
-                         validation_fraction=protocol.validation_fraction)
+        raise ValueError(
+            f"--folds must be at most the number of subjects ({n_subjects}). "
+            f"Received: --folds {protocol.folds}"
+        )
+    return subject_kfold(
+        clips, k=protocol.folds, seed=protocol.seed, validation_fraction=protocol.validation_fraction
+    )

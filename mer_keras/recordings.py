@@ -115,7 +115,9 @@ def _open_video(path: Path, fps) -> Recording:
         capture.release()
     if fps is None:
         if not (math.isfinite(file_fps) and file_fps > 0):
-            raise RecordingError(f"{path}: the video declares no frame rate; pass fps=. Received: {file_fps!r}")
+            raise RecordingError(
+                f"{path}: the video declares no frame rate; pass fps=. Received: {file_fps!r}"
+            )
         fps, fps_from = float(file_fps), "file"
     else:
         fps_from = "argument"
@@ -133,8 +135,13 @@ def decoded_frames(recording: Recording, size=None, progress=True, notes=None, f
     found is added to the dict ``notes`` if given.
     """
     notes = {} if notes is None else notes
-    bar = tqdm(total=recording.frame_count, unit="frame", desc=Path(recording.path).name,
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=recording.frame_count,
+        unit="frame",
+        desc=Path(recording.path).name,
+        disable=not progress,
+        leave=False,
+    )
     first_size, count = tuple(recording.frame_size), 0
     try:
         for image in _raw_frames(recording):
@@ -143,7 +150,8 @@ def decoded_frames(recording: Recording, size=None, progress=True, notes=None, f
                 warnings.warn(
                     f"{recording.path}: frames differ in size (first {first_size[0]}x{first_size[1]}, "
                     f"frame {count} {image.shape[0]}x{image.shape[1]}); all are resized to {size}.",
-                    stacklevel=2)
+                    stacklevel=2,
+                )
             count += 1
             bar.update()
             yield resize_frame(image, size) if frame_fn is None else frame_fn(image)
@@ -154,8 +162,11 @@ def decoded_frames(recording: Recording, size=None, progress=True, notes=None, f
     declared = recording.frame_count
     if recording.kind == "video" and declared and count < declared - max(1, declared // 100):
         notes["truncated"] = True
-        warnings.warn(f"{recording.path}: decoded {count} of the {declared} frames the file declares "
-                      "(truncated or damaged?); using the frames decoded.", stacklevel=2)
+        warnings.warn(
+            f"{recording.path}: decoded {count} of the {declared} frames the file declares "
+            "(truncated or damaged?); using the frames decoded.",
+            stacklevel=2,
+        )
 
 
 def first_frames(recording: Recording, count: int) -> list:
@@ -254,8 +265,18 @@ class RecordingStream:
     ``short_policy="refuse"``.
     """
 
-    def __init__(self, recording: Recording, *, size, target_fps=None, n=1, chunk=64,
-                 short_policy="interpolate", progress=True, frame_fn=None):
+    def __init__(
+        self,
+        recording: Recording,
+        *,
+        size,
+        target_fps=None,
+        n=1,
+        chunk=64,
+        short_policy="interpolate",
+        progress=True,
+        frame_fn=None,
+    ):
         if short_policy not in SHORT_POLICIES:
             raise ValueError(f"`short_policy` must be one of {SHORT_POLICIES}. Received: {short_policy!r}")
         for name, value in (("n", n), ("chunk", chunk)):
@@ -272,17 +293,27 @@ class RecordingStream:
         rec = self.recording
         notes = {}
         self.report = {
-            "source": rec.path, "kind": rec.kind, "source_fps": rec.fps, "fps_from": rec.fps_from,
+            "source": rec.path,
+            "kind": rec.kind,
+            "source_fps": rec.fps,
+            "fps_from": rec.fps_from,
             "target_fps": self.target_fps,
-            "method": "none (equal rates: frames unchanged)" if rec.fps == self.target_fps else
-            "linear: output frame k at k / target_fps s, between the two neighbouring source frames",
-            "source_frames": None, "output_frames": None, "declared_frames": rec.frame_count,
-            "frame_size": list(rec.frame_size), "image_size": self.size,
-            "mixed_frame_sizes": None, "short": None, "frame_period_s": 1.0 / self.target_fps,
+            "method": "none (equal rates: frames unchanged)"
+            if rec.fps == self.target_fps
+            else "linear: output frame k at k / target_fps s, between the two neighbouring source frames",
+            "source_frames": None,
+            "output_frames": None,
+            "declared_frames": rec.frame_count,
+            "frame_size": list(rec.frame_size),
+            "image_size": self.size,
+            "mixed_frame_sizes": None,
+            "short": None,
+            "frame_period_s": 1.0 / self.target_fps,
             "complete": False,
         }
-        frames = resample(decoded_frames(rec, self.size, self.progress, notes, self.frame_fn), rec.fps,
-                          self.target_fps)
+        frames = resample(
+            decoded_frames(rec, self.size, self.progress, notes, self.frame_fn), rec.fps, self.target_fps
+        )
         head = []
         for frame in frames:  # hold back the first n frames: a shorter recording is stretched to n
             head.append(frame)
@@ -300,19 +331,28 @@ class RecordingStream:
         if chunk:
             count += len(chunk)
             yield np.stack(chunk)
-        self.report.update(source_frames=notes["decoded_frames"], output_frames=count,
-                           mixed_frame_sizes=notes["mixed_frame_sizes"], complete=True)
+        self.report.update(
+            source_frames=notes["decoded_frames"],
+            output_frames=count,
+            mixed_frame_sizes=notes["mixed_frame_sizes"],
+            complete=True,
+        )
         if notes.get("truncated"):
             self.report["truncated"] = True
 
     def _stretch(self, head, notes):
         rec, m = self.recording, len(head)
-        what = (f"{rec.path}: {notes['decoded_frames']} frames at {rec.fps:g} fps give {m} frames at "
-                f"{self.target_fps:g} fps, fewer than the N={self.n} frames of one window")
+        what = (
+            f"{rec.path}: {notes['decoded_frames']} frames at {rec.fps:g} fps give {m} frames at "
+            f"{self.target_fps:g} fps, fewer than the N={self.n} frames of one window"
+        )
         if self.short_policy == "refuse" or m == 0:
             raise RecordingError(f"{what}; refused. Received: short_policy={self.short_policy!r}")
-        warnings.warn(f"{what}; interpolated up to {self.n} frames as for short dataset clips "
-                      "(one window covers the whole recording).", stacklevel=3)
+        warnings.warn(
+            f"{what}; interpolated up to {self.n} frames as for short dataset clips "
+            "(one window covers the whole recording).",
+            stacklevel=3,
+        )
         self.report["short"] = {"policy": "interpolate", "frames_at_target_fps": m, "frames_after": self.n}
         self.report["frame_period_s"] = (m - 1) / (self.n - 1) / self.target_fps if self.n > 1 else 0.0
         return [blend(head[a], head[b], t) for a, b, t in timeline(m, self.n, "interpolate")]
@@ -323,11 +363,29 @@ def _chain(head, rest):
     yield from rest
 
 
-def stream_recording(source, *, size, target_fps=None, n=1, fps=None, chunk=64,
-                     short_policy="interpolate", progress=True, frame_fn=None) -> RecordingStream:
+def stream_recording(
+    source,
+    *,
+    size,
+    target_fps=None,
+    n=1,
+    fps=None,
+    chunk=64,
+    short_policy="interpolate",
+    progress=True,
+    frame_fn=None,
+) -> RecordingStream:
     """Open (and check) ``source`` and stream it at ``target_fps`` (None: its own rate), ``size``².
 
     ``frame_fn``: see ``decoded_frames``.
     """
-    return RecordingStream(open_recording(source, fps), size=size, target_fps=target_fps, n=n, chunk=chunk,
-                           short_policy=short_policy, progress=progress, frame_fn=frame_fn)
+    return RecordingStream(
+        open_recording(source, fps),
+        size=size,
+        target_fps=target_fps,
+        n=n,
+        chunk=chunk,
+        short_policy=short_policy,
+        progress=progress,
+        frame_fn=frame_fn,
+    )

@@ -54,8 +54,18 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile="auto") 
     return model
 
 
-def fit(model, train_data, validation_data, folder, *, epochs: int, early_stopping: int = 0,
-        verbose=2, tensorboard=True, callbacks=()) -> dict:
+def fit(
+    model,
+    train_data,
+    validation_data,
+    folder,
+    *,
+    epochs: int,
+    early_stopping: int = 0,
+    verbose=2,
+    tensorboard=True,
+    callbacks=(),
+) -> dict:
     """Train ``model`` in ``folder`` and load the weights selected on ``validation_data``.
 
     Without validation data (a fold with one training subject) the model trains for the fixed budget
@@ -71,27 +81,41 @@ def fit(model, train_data, validation_data, folder, *, epochs: int, early_stoppi
     validated = validation_data is not None
     checkpoint = folder / CHECKPOINT
     history_csv = folder / "history.csv"
-    callbacks_extra, callbacks = list(callbacks), [
-        keras.callbacks.BackupAndRestore(str(folder / BACKUP)),
-        keras.callbacks.ModelCheckpoint(  # without validation: every epoch, so the last one is kept
-            str(checkpoint), monitor="val_loss" if validated else "loss", mode="min", save_best_only=validated,
-            save_weights_only=True,
-            initial_value_threshold=_best_logged(history_csv, "val_loss") if validated else None,
-        ),
-        keras.callbacks.CSVLogger(str(history_csv), append=True),
-        EpochSeeds(),
-    ]
+    callbacks_extra, callbacks = (
+        list(callbacks),
+        [
+            keras.callbacks.BackupAndRestore(str(folder / BACKUP)),
+            keras.callbacks.ModelCheckpoint(  # without validation: every epoch, so the last one is kept
+                str(checkpoint),
+                monitor="val_loss" if validated else "loss",
+                mode="min",
+                save_best_only=validated,
+                save_weights_only=True,
+                initial_value_threshold=_best_logged(history_csv, "val_loss") if validated else None,
+            ),
+            keras.callbacks.CSVLogger(str(history_csv), append=True),
+            EpochSeeds(),
+        ],
+    )
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard"), write_graph=False))
     if early_stopping and validated:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping))
     callbacks.extend(callbacks_extra)
-    model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks,
-              verbose=verbose, shuffle=False)  # the tf.data pipeline shuffles (and balances) itself
+    model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )  # the tf.data pipeline shuffles (and balances) itself
     if not checkpoint.exists():  # no epoch improved on a threshold logged before a restart
         model.save_weights(str(checkpoint))
     model.load_weights(str(checkpoint))
-    done.write_text("fit finished; weights " + ("selected on val_loss" if validated else "of the last epoch") + "\n")
+    done.write_text(
+        "fit finished; weights " + ("selected on val_loss" if validated else "of the last epoch") + "\n"
+    )
     return read_history(history_csv)
 
 

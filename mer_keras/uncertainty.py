@@ -37,8 +37,10 @@ def _check_table(predictions, name: str) -> pd.DataFrame:
         raise ValueError(f"{name} needs at least one clip. Received: 0 rows")
     empty = [c for c in _COLUMNS if predictions[c].isna().any()]
     if empty:
-        raise ValueError(f"{name} has empty cells in columns {empty}. Received: "
-                         f"{int(predictions[empty].isna().any(axis=1).sum())} rows with empty cells")
+        raise ValueError(
+            f"{name} has empty cells in columns {empty}. Received: "
+            f"{int(predictions[empty].isna().any(axis=1).sum())} rows with empty cells"
+        )
     clips = predictions["clip"].astype(str)
     repeated = sorted(set(clips[clips.duplicated()]))
     if repeated:
@@ -95,8 +97,9 @@ class _Table:
 
     def clip_metrics(self, predicted=None) -> dict:
         predicted = self.predicted if predicted is None else predicted
-        return metrics.clip_metrics([self.classes[i] for i in self.true],
-                                    [self.classes[i] for i in predicted], self.classes)
+        return metrics.clip_metrics(
+            [self.classes[i] for i in self.true], [self.classes[i] for i in predicted], self.classes
+        )
 
 
 def subject_confusions(predictions: pd.DataFrame, classes) -> tuple[list, np.ndarray]:
@@ -133,14 +136,19 @@ def _draw_counts(draws, n_subjects: int) -> np.ndarray:
     """How often each subject is drawn in each resample: (R, S) counts from an (R, S) index matrix."""
     draws = np.asarray(draws)
     if draws.ndim != 2 or not np.issubdtype(draws.dtype, np.integer):
-        raise ValueError(f"draws must be a 2-D integer matrix (resamples, draws). Received: "
-                         f"shape {draws.shape}, dtype {draws.dtype}")
+        raise ValueError(
+            f"draws must be a 2-D integer matrix (resamples, draws). Received: "
+            f"shape {draws.shape}, dtype {draws.dtype}"
+        )
     if draws.size and (draws.min() < 0 or draws.max() >= n_subjects):
-        raise ValueError(f"draws must index the {n_subjects} subjects (0 to {n_subjects - 1}). "
-                         f"Received: values in [{draws.min()}, {draws.max()}]")
+        raise ValueError(
+            f"draws must index the {n_subjects} subjects (0 to {n_subjects - 1}). "
+            f"Received: values in [{draws.min()}, {draws.max()}]"
+        )
     offsets = np.arange(draws.shape[0])[:, None] * n_subjects
     return np.bincount((draws + offsets).ravel(), minlength=draws.shape[0] * n_subjects).reshape(
-        draws.shape[0], n_subjects)
+        draws.shape[0], n_subjects
+    )
 
 
 def resample_scores(confusions, draws) -> dict:
@@ -152,7 +160,8 @@ def resample_scores(confusions, draws) -> dict:
     confusions = np.asarray(confusions)
     if confusions.ndim != 3 or confusions.shape[1] != confusions.shape[2]:
         raise ValueError(
-            f"confusions must be shaped (subjects, classes, classes). Received: {confusions.shape}")
+            f"confusions must be shaped (subjects, classes, classes). Received: {confusions.shape}"
+        )
     return confusion_scores(_pooled(_draw_counts(draws, confusions.shape[0]), confusions))
 
 
@@ -182,8 +191,9 @@ BOOTSTRAP_METHOD = (
 )
 
 
-def bootstrap_ci(predictions: pd.DataFrame, classes, *, resamples: int = 2000, seed: int = 0,
-                 level: float = 0.95) -> dict:
+def bootstrap_ci(
+    predictions: pd.DataFrame, classes, *, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Percentile confidence intervals of pooled accuracy, UF1 and UAR by resampling subjects.
 
     ``estimate`` is the score on the table itself (``clip_metrics``), not the bootstrap mean. With few
@@ -227,7 +237,8 @@ def _paired_tables(a, b, classes) -> tuple[_Table, np.ndarray]:
             f"Both runs must predict the same clips; runs differ in clips: {len(only_a)} only in A"
             f"{f' ({_some(only_a)})' if only_a else ''}, {len(only_b)} only in B"
             f"{f' ({_some(only_b)})' if only_b else ''}. "
-            f"Received: {len(first.clips)} clips in A, {len(second.clips)} in B")
+            f"Received: {len(first.clips)} clips in A, {len(second.clips)} in B"
+        )
     order = pd.Series(np.arange(len(second.clips)), index=second.clips)[first.clips].to_numpy()
     subjects_b = np.asarray(second.subjects, dtype=object)[second.subject[order]]
     subjects_a = np.asarray(first.subjects, dtype=object)[first.subject]
@@ -238,14 +249,16 @@ def _paired_tables(a, b, classes) -> tuple[_Table, np.ndarray]:
         differ = np.flatnonzero(in_a != in_b)
         if differ.size:
             cases = [f"{first.clips[i]}: {show(in_a[i])!r} in A, {show(in_b[i])!r} in B" for i in differ]
-            raise ValueError(f"Both runs must be on the same clips; runs disagree on the {what} of "
-                             f"{differ.size} clips. Received: {_some(cases, 3)}")
+            raise ValueError(
+                f"Both runs must be on the same clips; runs disagree on the {what} of "
+                f"{differ.size} clips. Received: {_some(cases, 3)}"
+            )
     return first, second.predicted[order]
 
 
 def _exact(n_subjects: int, permutations: int) -> bool:
     """Whether all 2**S subject swaps fit in the requested count, so they are enumerated instead."""
-    return n_subjects < 63 and 2 ** n_subjects <= permutations
+    return n_subjects < 63 and 2**n_subjects <= permutations
 
 
 def _swap_masks(rng: np.random.Generator, n_subjects: int, permutations: int):
@@ -254,7 +267,7 @@ def _swap_masks(rng: np.random.Generator, n_subjects: int, permutations: int):
     When ``_exact`` every mask is enumerated once (an exact test), else they are drawn uniformly.
     """
     if _exact(n_subjects, permutations):
-        total = 2 ** n_subjects
+        total = 2**n_subjects
         for start in range(0, total, _CHUNK):
             codes = np.arange(start, min(start + _CHUNK, total), dtype=np.int64)
             yield (codes[:, None] >> np.arange(n_subjects)) & 1
@@ -272,8 +285,16 @@ PERMUTATION_SCHEME = (
 )
 
 
-def paired_comparison(a: pd.DataFrame, b: pd.DataFrame, classes, *, resamples: int = 2000,
-                      permutations: int = 10000, seed: int = 0, level: float = 0.95) -> dict:
+def paired_comparison(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    classes,
+    *,
+    resamples: int = 2000,
+    permutations: int = 10000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
     """Difference B - A of pooled accuracy, UF1 and UAR of two runs on the same clips, with CI and p.
 
     The interval is a paired subject bootstrap (a drawn subject brings both runs' predictions of its
@@ -311,8 +332,14 @@ def paired_comparison(a: pd.DataFrame, b: pd.DataFrame, classes, *, resamples: i
     for score in SCORES:
         low, high = _interval(np.concatenate(diffs[score]), level)
         p = hits[score] / count if exact else (1 + hits[score]) / (1 + count)
-        result[score] = {"a": observed_a[score], "b": observed_b[score], "difference": observed[score],
-                         "low": low, "high": high, "p_value": float(p)}
+        result[score] = {
+            "a": observed_a[score],
+            "b": observed_b[score],
+            "difference": observed[score],
+            "low": low,
+            "high": high,
+            "p_value": float(p),
+        }
     return {
         **result,
         "difference": "B - A (positive: run B scores higher)",
@@ -344,20 +371,27 @@ def seed_summary(results: Sequence[Mapping], *, seeds: Sequence | None = None) -
         missing = [key for key in SCORES if key not in scores]
         if missing:
             raise ValueError(f"Result {i} lacks {missing}. Received keys: {sorted(map(str, scores))}")
-        bad = {key: scores[key] for key in SCORES
-               if isinstance(scores[key], bool) or not isinstance(scores[key], (int, float, np.number))
-               or not np.isfinite(scores[key])}
+        bad = {
+            key: scores[key]
+            for key in SCORES
+            if isinstance(scores[key], bool)
+            or not isinstance(scores[key], (int, float, np.number))
+            or not np.isfinite(scores[key])
+        }
         if bad:
             raise ValueError(f"Result {i} must hold finite numbers for {list(bad)}. Received: {bad!r}")
     seeds = [r.get("seed") for r in results] if seeds is None else list(seeds)
     seeds = [_plain(v) for v in seeds]
     if len(seeds) != len(results):
-        raise ValueError(f"One seed label per result is needed. Received: {len(seeds)} seeds, "
-                         f"{len(results)} results")
+        raise ValueError(
+            f"One seed label per result is needed. Received: {len(seeds)} seeds, {len(results)} results"
+        )
     summary = {"n_seeds": len(results), "std_ddof": 1, "seeds": seeds}
     for key in SCORES:
         values = np.array([float(r[key]) for r in results])
-        summary[key] = {"mean": float(values.mean()),
-                        "std": float(values.std(ddof=1)) if len(values) > 1 else None,
-                        "values": values.tolist()}
+        summary[key] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+            "values": values.tolist(),
+        }
     return summary

@@ -83,7 +83,9 @@ def write_keras2_weights(path, model, values, full_model=False, drop=(), replace
         if full_model:
             f.attrs["keras_version"] = b"2.2.4"
             f.attrs["backend"] = b"tensorflow"
-            f.attrs["model_config"] = json.dumps({"class_name": "Model", "config": {"name": model.name}}).encode()
+            f.attrs["model_config"] = json.dumps(
+                {"class_name": "Model", "config": {"name": model.name}}
+            ).encode()
             root = f.create_group("model_weights")
         _write_names(root, "layer_names", [name for name, _ in entries], chunks)
         root.attrs["backend"] = b"tensorflow"

@@ -26,11 +26,17 @@ def write_frames(folder, numbers, size=(8, 10), value=None, prefix="image", ext=
 
 # subject -> [(label, clip_id, first frame number, length)]
 SMIC_SPEC = {
-    "s1": [("negative", "s1_ne_01", 995, 12), ("positive", "s1_po_01", 559700, 15),
-           ("non_micro", "s1_nm_01", 4000, 14)],
+    "s1": [
+        ("negative", "s1_ne_01", 995, 12),
+        ("positive", "s1_po_01", 559700, 15),
+        ("non_micro", "s1_nm_01", 4000, 14),
+    ],
     "s2": [("negative", "s2_ne_01", 99990, 20), ("surprise", "s2_sur_01", 1200, 9)],
-    "s11": [("positive", "s11_po_01", 7, 13), ("surprise", "s11_sur_01", 300, 16),
-            ("non_micro", "s11_nm_01", 98, 11)],
+    "s11": [
+        ("positive", "s11_po_01", 7, 13),
+        ("surprise", "s11_sur_01", 300, 16),
+        ("non_micro", "s11_nm_01", 98, 11),
+    ],
 }
 
 

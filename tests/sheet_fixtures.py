@@ -10,11 +10,31 @@ CASME2_SHEET = "CASME2-coding-20140508.xlsx"
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
 
 # Columns as real copies have them; None is a blank header cell (its column may hold notes).
-CASME2_HEADER = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
-                 "Action Units", "Estimated Emotion"]
-SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame",
-               "Offset Frame", "Duration", "Type", "Action Units", "Notes", "Estimated Emotion",
-               "Objective Classes"]
+CASME2_HEADER = [
+    "Subject",
+    "Filename",
+    None,
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    None,
+    "Action Units",
+    "Estimated Emotion",
+]
+SAMM_HEADER = [
+    "Subject",
+    "Filename",
+    "Inducement Code",
+    "Onset Frame",
+    "Apex Frame",
+    "Offset Frame",
+    "Duration",
+    "Type",
+    "Action Units",
+    "Notes",
+    "Estimated Emotion",
+    "Objective Classes",
+]
 SAMM_PREAMBLE = 13
 
 # (Subject cell, Filename, Onset, Apex cell, Offset, Estimated Emotion cell, frame numbers on disk)
@@ -89,25 +109,52 @@ def write_sheet(path, header, rows, preamble=()):
 
 def casme2_cells(row):
     subject, filename, onset, apex, offset, emotion, _ = row
-    return [subject, filename, "note" if filename.endswith("f") else None, onset, apex, offset,
-            None, "12+L25", emotion]
+    return [
+        subject,
+        filename,
+        "note" if filename.endswith("f") else None,
+        onset,
+        apex,
+        offset,
+        None,
+        "12+L25",
+        emotion,
+    ]
 
 
-def build_casme2(root, rows=CASME2_ROWS, release="CASME2-RAW", prefix="img", sheet_dir=None,
-                 header=CASME2_HEADER, cells=casme2_cells):
+def build_casme2(
+    root,
+    rows=CASME2_ROWS,
+    release="CASME2-RAW",
+    prefix="img",
+    sheet_dir=None,
+    header=CASME2_HEADER,
+    cells=casme2_cells,
+):
     """``root/<release>/subXX/<clip>/<prefix>N.jpg`` and the coding sheet in ``sheet_dir`` (root)."""
     for row in rows:
         subject, filename, numbers = casme2_subject(row[0]), row[1], row[-1]
-        _write_clip(root / release / subject / filename, numbers,
-                    lambda n: f"{prefix}{n}.jpg", grey=False)
+        _write_clip(root / release / subject / filename, numbers, lambda n: f"{prefix}{n}.jpg", grey=False)
     write_sheet((sheet_dir or root) / CASME2_SHEET, header, [cells(r) for r in rows])
     return root
 
 
 def samm_cells(row):
     subject, filename, onset, apex, offset, emotion, _ = row
-    return [subject, filename, 1, onset, apex, offset, offset - onset + 1, "Micro - 1/2",
-            "R14", None, emotion, 7]
+    return [
+        subject,
+        filename,
+        1,
+        onset,
+        apex,
+        offset,
+        offset - onset + 1,
+        "Micro - 1/2",
+        "R14",
+        None,
+        emotion,
+        7,
+    ]
 
 
 SAMM_PREAMBLE_LINES = [["SAMM Micro-Movement FACS Codes v2"], [], ["Dataset: SAMM"]] + [
@@ -115,12 +162,14 @@ SAMM_PREAMBLE_LINES = [["SAMM Micro-Movement FACS Codes v2"], [], ["Dataset: SAM
 ]
 
 
-def build_samm(root, rows=SAMM_ROWS, sheet_dir=None, header=SAMM_HEADER, cells=samm_cells,
-               preamble=SAMM_PREAMBLE_LINES):
+def build_samm(
+    root, rows=SAMM_ROWS, sheet_dir=None, header=SAMM_HEADER, cells=samm_cells, preamble=SAMM_PREAMBLE_LINES
+):
     """``root/SAMM/006/006_1_2/006_05562.jpg`` (grey, 5-digit numbers) and the FACS sheet."""
     for row in rows:
         subject, filename, numbers = samm_subject(row[0]), row[1], row[-1]
-        _write_clip(root / "SAMM" / subject / filename, numbers,
-                    lambda n, s=subject: f"{s}_{n:05d}.jpg", grey=True)
+        _write_clip(
+            root / "SAMM" / subject / filename, numbers, lambda n, s=subject: f"{s}_{n:05d}.jpg", grey=True
+        )
     write_sheet((sheet_dir or root) / SAMM_SHEET, header, [cells(r) for r in rows], preamble)
     return root

@@ -49,7 +49,9 @@ def test_one_variant_for_every_frame_of_a_window():
 
 def test_variant_draws_are_independent_of_the_window_and_reproducible():
     frames = 2000
-    features = np.stack([np.arange(frames, dtype=np.float32), np.arange(frames, dtype=np.float32) + 10**6])[..., None]
+    features = np.stack([np.arange(frames, dtype=np.float32), np.arange(frames, dtype=np.float32) + 10**6])[
+        ..., None
+    ]
     rows = np.arange(frames, dtype=np.int32)[:, None]  # one-frame windows: window id == row
     windows = WindowSet(rows, np.zeros(frames, np.int32), np.zeros(frames, np.int32), ("a",))
 

@@ -45,7 +45,12 @@ def test_full_size_parameter_count_and_names(full):
 
 def test_full_size_hyper_parameters(full):
     conv1 = full.get_layer("conv1_7x7_s2")
-    assert (conv1.kernel_size, conv1.strides, conv1.padding, conv1.use_bias) == ((7, 7), (2, 2), "same", False)
+    assert (conv1.kernel_size, conv1.strides, conv1.padding, conv1.use_bias) == (
+        (7, 7),
+        (2, 2),
+        "same",
+        False,
+    )
     pool1 = full.get_layer("pool1")
     assert (pool1.pool_size, pool1.strides, pool1.padding) == ((3, 3), (2, 2), "valid")
     for layer in full.layers:
@@ -67,8 +72,13 @@ def test_full_size_hyper_parameters(full):
 
 @pytest.mark.parametrize(
     "layer, shape",
-    [("pool1", (None, 55, 55, 64)), ("conv2_3_out", (None, 55, 55, 256)), ("conv3_4_out", (None, 28, 28, 512)),
-     ("conv4_6_out", (None, 14, 14, 1024)), ("conv5_3_out", (None, 7, 7, 2048))],
+    [
+        ("pool1", (None, 55, 55, 64)),
+        ("conv2_3_out", (None, 55, 55, 256)),
+        ("conv3_4_out", (None, 28, 28, 512)),
+        ("conv4_6_out", (None, 14, 14, 1024)),
+        ("conv5_3_out", (None, 7, 7, 2048)),
+    ],
 )
 def test_full_size_feature_map_shapes(full, layer, shape):
     # keras-vggface max-pools "valid" without zero padding: 55x55 after the stem (keras.applications: 56).
@@ -204,7 +214,9 @@ def test_preprocess_input_matches_the_original_and_keeps_input():
     assert BGR_MEAN == (91.4953, 103.8827, 131.0912)
 
 
-@pytest.mark.parametrize("dtype, expected", [("uint8", "float32"), ("int64", "float32"), ("float64", "float64")])
+@pytest.mark.parametrize(
+    "dtype, expected", [("uint8", "float32"), ("int64", "float32"), ("float64", "float64")]
+)
 def test_preprocess_input_dtype(dtype, expected):
     assert preprocess_input(np.full((1, 1, 3), 200, dtype=dtype)).dtype == expected
 

@@ -20,7 +20,9 @@ def datasets(path):
     """{dataset path: shape} and {group: weight_names} of the weighted layers of an HDF5 file."""
     shapes, names = {}, {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: shapes.update({name: obj.shape}) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: shapes.update({name: obj.shape}) if isinstance(obj, h5py.Dataset) else None
+        )
         for layer in f.attrs["layer_names"]:
             layer = layer.decode() if isinstance(layer, bytes) else layer
             weight_names = [n.decode() if isinstance(n, bytes) else n for n in f[layer].attrs["weight_names"]]
@@ -36,9 +38,19 @@ def datasets(path):
 )
 def test_outputs_equal_keras_vggface_and_fixture_layout_is_real(tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "tools.check_keras_vggface", "--ref-python", REF_PYTHON,
-         "--workdir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "tools.check_keras_vggface",
+            "--ref-python",
+            REF_PYTHON,
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])

@@ -14,8 +14,13 @@ from mer_keras.backbone import (
 )
 
 TINY = dict(blocks=(1, 2, 1, 1), width=1 / 16, input_shape=(48, 48, 3))
-TINY_STARTS = ["conv2_1_1x1_reduce", "conv3_1_1x1_reduce", "conv3_2_1x1_reduce", "conv4_1_1x1_reduce",
-               "conv5_1_1x1_reduce"]
+TINY_STARTS = [
+    "conv2_1_1x1_reduce",
+    "conv3_1_1x1_reduce",
+    "conv3_2_1x1_reduce",
+    "conv4_1_1x1_reduce",
+    "conv5_1_1x1_reduce",
+]
 
 
 def images(n=2, size=48, seed=0):
@@ -42,7 +47,12 @@ def test_candidates_of_the_full_network():
     model = VGGFaceResNet50(pooling=None)
     starts, outs = retrain_candidates(model), gradcam_candidates(model)
     assert len(starts) == len(outs) == 16
-    assert starts[:4] == ["conv2_1_1x1_reduce", "conv2_2_1x1_reduce", "conv2_3_1x1_reduce", "conv3_1_1x1_reduce"]
+    assert starts[:4] == [
+        "conv2_1_1x1_reduce",
+        "conv2_2_1x1_reduce",
+        "conv2_3_1x1_reduce",
+        "conv3_1_1x1_reduce",
+    ]
     assert starts[-3:] == ["conv5_1_1x1_reduce", "conv5_2_1x1_reduce", "conv5_3_1x1_reduce"]
     assert outs[12] == "conv4_6_out" and outs[-1] == "conv5_3_out"
     # Block i's output feeds block i + 1.
@@ -52,7 +62,13 @@ def test_candidates_of_the_full_network():
 
 def test_candidates_follow_blocks_not_layer_order(tiny):
     assert retrain_candidates(tiny) == TINY_STARTS
-    assert gradcam_candidates(tiny) == ["conv2_1_out", "conv3_1_out", "conv3_2_out", "conv4_1_out", "conv5_1_out"]
+    assert gradcam_candidates(tiny) == [
+        "conv2_1_out",
+        "conv3_1_out",
+        "conv3_2_out",
+        "conv4_1_out",
+        "conv5_1_out",
+    ]
 
 
 @pytest.mark.parametrize("start", TINY_STARTS)
@@ -98,18 +114,28 @@ def test_frozen_batchnorm_keeps_its_statistics_during_fit(tiny, train_batchnorm)
     head = keras.layers.Dense(3, name="head")
     model = keras.Sequential([tiny, head])
     # the head gives logits: read as probabilities they are clipped, and the gradient can vanish
-    model.compile(optimizer=keras.optimizers.SGD(0.1),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     frozen_bn = tiny.get_layer("conv3_2_1x1_increase_bn")
     trained_bn = tiny.get_layer("conv4_1_1x1_reduce_bn")
-    before = {name: tiny.get_layer(name).get_weights() for name in
-              ("conv1_7x7_s2", "conv1_7x7_s2_bn", "conv3_2_1x1_increase_bn", "conv4_1_1x1_reduce_bn",
-               "conv4_1_1x1_reduce")}
+    before = {
+        name: tiny.get_layer(name).get_weights()
+        for name in (
+            "conv1_7x7_s2",
+            "conv1_7x7_s2_bn",
+            "conv3_2_1x1_increase_bn",
+            "conv4_1_1x1_reduce_bn",
+            "conv4_1_1x1_reduce",
+        )
+    }
     model.fit(images(4), np.array([0, 1, 2, 0]), epochs=1, batch_size=4, verbose=0)
     for name in ("conv1_7x7_s2", "conv1_7x7_s2_bn", "conv3_2_1x1_increase_bn"):
         for old, new in zip(before[name], tiny.get_layer(name).get_weights()):
             np.testing.assert_array_equal(old, new, err_msg=name)
-    assert not np.array_equal(before["conv4_1_1x1_reduce"][0], tiny.get_layer("conv4_1_1x1_reduce").kernel.numpy())
+    assert not np.array_equal(
+        before["conv4_1_1x1_reduce"][0], tiny.get_layer("conv4_1_1x1_reduce").kernel.numpy()
+    )
     # BN of the retrained blocks: frozen like the rest by default, or trained in training mode
     moved = not np.allclose(before["conv4_1_1x1_reduce_bn"][2], trained_bn.moving_mean.numpy())
     assert moved is train_batchnorm and trained_bn.trainable is train_batchnorm

@@ -29,7 +29,9 @@ NOTOP_FILE = "rcmalli_vggface_tf_notop_resnet50.h5"
 def assert_loaded(model, values):
     for layer in model.layers:
         for v in layer.weights:
-            np.testing.assert_array_equal(v.numpy(), values[layer.name][v.name], err_msg=f"{layer.name}/{v.name}")
+            np.testing.assert_array_equal(
+                v.numpy(), values[layer.name][v.name], err_msg=f"{layer.name}/{v.name}"
+            )
 
 
 def snapshot(model):
@@ -148,18 +150,40 @@ def test_no_top_file_into_top_model_fails_on_classifier(tiny_file):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(drop=["conv2_1_1x1_proj/bn"]), "layer 'conv2_1_1x1_proj_bn' (file: 'conv2_1_1x1_proj/bn'): missing"),
+        (
+            dict(drop=["conv2_1_1x1_proj/bn"]),
+            "layer 'conv2_1_1x1_proj_bn' (file: 'conv2_1_1x1_proj/bn'): missing",
+        ),
         (dict(drop=["conv1/7x7_s2"]), "layer 'conv1_7x7_s2' (file: 'conv1/7x7_s2'): missing"),
-        (dict(replace={"conv3_2_3x3": {"kernel": np.zeros((3, 3, 9, 8), "float32")}}),
-         "layer 'conv3_2_3x3': kernel has shape (3, 3, 9, 8) in the file, (3, 3, 8, 8) in the model"),
-        (dict(replace={"conv4_1_1x1_increase": {"bias": np.zeros(64, "float32")}}),
-         "layer 'conv4_1_1x1_increase': file has weights ['bias', 'kernel'], model has ['kernel']"),
-        (dict(extra={"conv2_1_1x1_down": {"kernel": np.zeros((1, 1, 16, 1), "float32")}}),
-         "weighted layers the model lacks: ['conv2_1_1x1_down']"),
-        (dict(extra={"classifier": {"kernel": np.zeros((128, 5), "float32"), "bias": np.zeros(5, "float32")}}),
-         "weighted layers the model lacks: ['classifier']"),
+        (
+            dict(replace={"conv3_2_3x3": {"kernel": np.zeros((3, 3, 9, 8), "float32")}}),
+            "layer 'conv3_2_3x3': kernel has shape (3, 3, 9, 8) in the file, (3, 3, 8, 8) in the model",
+        ),
+        (
+            dict(replace={"conv4_1_1x1_increase": {"bias": np.zeros(64, "float32")}}),
+            "layer 'conv4_1_1x1_increase': file has weights ['bias', 'kernel'], model has ['kernel']",
+        ),
+        (
+            dict(extra={"conv2_1_1x1_down": {"kernel": np.zeros((1, 1, 16, 1), "float32")}}),
+            "weighted layers the model lacks: ['conv2_1_1x1_down']",
+        ),
+        (
+            dict(
+                extra={
+                    "classifier": {"kernel": np.zeros((128, 5), "float32"), "bias": np.zeros(5, "float32")}
+                }
+            ),
+            "weighted layers the model lacks: ['classifier']",
+        ),
     ],
-    ids=["missing_bn", "missing_stem", "wrong_shape", "unexpected_bias", "extra_layer", "classifier_not_ignored"],
+    ids=[
+        "missing_bn",
+        "missing_stem",
+        "wrong_shape",
+        "unexpected_bias",
+        "extra_layer",
+        "classifier_not_ignored",
+    ],
 )
 def test_mismatches_name_the_layer_and_load_nothing(tmp_path, tiny, change, message):
     values = random_values(tiny, seed=6)
@@ -177,17 +201,26 @@ def test_mismatches_name_the_layer_and_load_nothing(tmp_path, tiny, change, mess
 @pytest.mark.parametrize(
     "layer, key, bad, message",
     [
-        ("conv1_7x7_s2", "kernel", [np.nan],
-         "layer 'conv1_7x7_s2' (file: 'conv1/7x7_s2') weight 'kernel' holds NaN/inf (1 of 588 values)"),
-        ("conv2_1_1x1_proj_bn", "moving_variance", [np.inf, -np.inf],
-         "layer 'conv2_1_1x1_proj_bn' (file: 'conv2_1_1x1_proj/bn') weight 'moving_variance' holds NaN/inf "
-         "(2 of 16 values)"),
+        (
+            "conv1_7x7_s2",
+            "kernel",
+            [np.nan],
+            "layer 'conv1_7x7_s2' (file: 'conv1/7x7_s2') weight 'kernel' holds NaN/inf (1 of 588 values)",
+        ),
+        (
+            "conv2_1_1x1_proj_bn",
+            "moving_variance",
+            [np.inf, -np.inf],
+            "layer 'conv2_1_1x1_proj_bn' (file: 'conv2_1_1x1_proj/bn') weight 'moving_variance' holds NaN/inf "
+            "(2 of 16 values)",
+        ),
         ("conv5_1_3x3", "kernel", [np.nan] * 3, "layer 'conv5_1_3x3' weight 'kernel' holds NaN/inf (3 of"),
     ],
     ids=["nan_kernel", "inf_moving_variance", "nan_deep_kernel"],
 )
-def test_non_finite_weights_name_layer_weight_and_file_and_load_nothing(tmp_path, tiny, layer, key, bad,
-                                                                         message):
+def test_non_finite_weights_name_layer_weight_and_file_and_load_nothing(
+    tmp_path, tiny, layer, key, bad, message
+):
     values = random_values(tiny, seed=8)
     values[layer][key].flat[: len(bad)] = bad
     path = tmp_path / "nan.h5"

@@ -34,7 +34,9 @@ def test_features_equal_the_encoder_on_each_frame_and_variant(tmp_path, encoder)
     features = compute_features(encoder, table, 8, ("identity", "flip"), batch_size=3, progress=False)
     assert features.shape == (2, 9, 5)
     for row, (path_a, path_b, t) in enumerate(table.frames):
-        image = (1 - t) * read_frame(path_a, 8).astype(np.float32) + t * read_frame(path_b, 8).astype(np.float32)
+        image = (1 - t) * read_frame(path_a, 8).astype(np.float32) + t * read_frame(path_b, 8).astype(
+            np.float32
+        )
         for v, name in enumerate(("identity", "flip")):
             expected = encoder.predict(apply_variant(image, name)[None], verbose=0)[0]
             np.testing.assert_allclose(features[v, row], expected, rtol=1e-5, atol=1e-6)

@@ -49,8 +49,9 @@ def table(tmp_path):
 
 
 def _cached(encoder, table, cache, weights=RECORD):
-    return compute_features(encoder, table, 8, VARIANTS, batch_size=4, progress=False,
-                            cache_dir=cache, weights=weights)
+    return compute_features(
+        encoder, table, 8, VARIANTS, batch_size=4, progress=False, cache_dir=cache, weights=weights
+    )
 
 
 def _npy(cache):
@@ -77,7 +78,9 @@ def test_a_rewritten_frame_file_invalidates_the_cache(tmp_path, encoder, table):
     path = table.frames[-1][0]
     stat = os.stat(path)
     cv2.imwrite(path, np.full((8, 8, 3), 200, np.uint8))  # other pixels, same file size
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as a later write would, whatever the clock
+    os.utime(
+        path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9)
+    )  # as a later write would, whatever the clock
     assert os.stat(path).st_size == stat.st_size
     calls = encoder.calls
     after = _cached(encoder, table, cache)
@@ -122,8 +125,9 @@ def test_an_interrupted_computation_leaves_nothing_that_is_read_later(tmp_path, 
     assert _npy(cache) == [] and [p.name for p in cache.glob(".*tmp*")] == [".features-0123.npy.tmp-1"]
     encoder.predict_on_batch = predict
     calls = encoder.calls
-    np.testing.assert_array_equal(_cached(encoder, table, cache),
-                                  compute_features(encoder, table, 8, VARIANTS, progress=False))
+    np.testing.assert_array_equal(
+        _cached(encoder, table, cache), compute_features(encoder, table, 8, VARIANTS, progress=False)
+    )
     assert encoder.calls > calls
 
 
@@ -160,13 +164,19 @@ def test_datasets_read_from_disk_give_the_same_batches(tmp_path, encoder, table,
     in_memory = compute_features(encoder, table, 8, VARIANTS, progress=False)
     disk = DiskFeatures(_cached(encoder, table, tmp_path / "cache"))
     rows = sliding_windows(np.arange(len(table)), 3)
-    windows = WindowSet(rows.astype(np.int32), np.arange(len(rows)) // 3, np.arange(len(rows)) % 2,
-                        tuple(range(len(rows) // 3 + 1)))
+    windows = WindowSet(
+        rows.astype(np.int32),
+        np.arange(len(rows)) // 3,
+        np.arange(len(rows)) % 2,
+        tuple(range(len(rows) // 3 + 1)),
+    )
     make = make_deduplicated_dataset if deduplicated else make_dataset
     for training in (True, False):
         batches = []
         for features in (in_memory, disk):
-            batches.append(list(make(features, windows, 2, 2, training=training, seed=4)[0].as_numpy_iterator()))
+            batches.append(
+                list(make(features, windows, 2, 2, training=training, seed=4)[0].as_numpy_iterator())
+            )
         assert len(batches[0]) == len(batches[1]) > 1
         for ours, theirs in zip(*batches):
             for a, b in zip(keras.tree.flatten(ours), keras.tree.flatten(theirs)):
@@ -183,14 +193,18 @@ def test_disk_features_refuse_rows_out_of_range_naming_the_file(tmp_path, encode
     disk.close()
 
 
-@pytest.mark.parametrize("cache_dir, nbytes, memory, expected", [
-    ("given", 10**12, 16 * 2**30, "given"),  # an explicit folder always wins
-    (None, 3 * 2**30, 16 * 2**30, None),  # 3 GB of 16: in memory
-    (None, 5 * 2**30, 16 * 2**30, "auto"),  # over a quarter: on disk, in mer_keras's cache folder
-    (None, 5 * 2**30, None, None),  # memory unknown: kept in memory as asked by default
-])
-def test_features_too_large_for_memory_go_to_the_user_cache(tmp_path, monkeypatch, cache_dir, nbytes, memory,
-                                                            expected):
+@pytest.mark.parametrize(
+    "cache_dir, nbytes, memory, expected",
+    [
+        ("given", 10**12, 16 * 2**30, "given"),  # an explicit folder always wins
+        (None, 3 * 2**30, 16 * 2**30, None),  # 3 GB of 16: in memory
+        (None, 5 * 2**30, 16 * 2**30, "auto"),  # over a quarter: on disk, in mer_keras's cache folder
+        (None, 5 * 2**30, None, None),  # memory unknown: kept in memory as asked by default
+    ],
+)
+def test_features_too_large_for_memory_go_to_the_user_cache(
+    tmp_path, monkeypatch, cache_dir, nbytes, memory, expected
+):
     from mer_keras.pipeline import feature_store as cache_store
 
     monkeypatch.setenv("MER_KERAS_CACHE", str(tmp_path / "cache"))
@@ -209,8 +223,10 @@ def test_a_cache_file_holding_nan_is_an_error_naming_it_and_the_row(tmp_path, en
     stored[1, 5, 0] = np.inf
     stored.flush()
     del stored
-    expected = (rf"{name}: feature cache holds NaN/inf in 2 of {2 * len(table)} rows "
-                r"\(first: variant 1, frame row 3\); delete the file to recompute it")
+    expected = (
+        rf"{name}: feature cache holds NaN/inf in 2 of {2 * len(table)} rows "
+        r"\(first: variant 1, frame row 3\); delete the file to recompute it"
+    )
     with pytest.raises(ValueError, match=expected):
         _cached(encoder, table, cache)
 
@@ -235,8 +251,11 @@ def test_nan_features_from_the_encoder_are_not_cached(tmp_path, encoder, table):
     cache = tmp_path / "cache"
     conv = encoder.get_layer("conv")
     conv.kernel.assign(np.full(conv.kernel.shape, np.nan, np.float32))
-    with pytest.raises(ValueError, match=r"features-.*\.npy: the computed features hold NaN/inf in "
-                                         rf"{2 * len(table)} of {2 * len(table)} rows .*nothing was cached"):
+    with pytest.raises(
+        ValueError,
+        match=r"features-.*\.npy: the computed features hold NaN/inf in "
+        rf"{2 * len(table)} of {2 * len(table)} rows .*nothing was cached",
+    ):
         _cached(encoder, table, cache)
     assert _npy(cache) == [] and not list(cache.glob(".*tmp*"))
 
@@ -260,19 +279,26 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_logged(tmp_path, enco
     dead = _dead_pid()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        stale = [cache / f".features-0a1b.npy.tmp-{dead}",
-                 cache / f".features-0a1c.npy.tmp-{dead}-{socket.gethostname()}"]
-        kept = [cache / f".features-0a1d.npy.tmp-{alive.pid}",  # a live writer
-                cache / f".features-0a1e.npy.tmp-{dead}-other-host.example",  # other hosts' pids mean nothing
-                cache / f".features-0a1f.npy.tmp-{os.getpid()}"]  # this process
+        stale = [
+            cache / f".features-0a1b.npy.tmp-{dead}",
+            cache / f".features-0a1c.npy.tmp-{dead}-{socket.gethostname()}",
+        ]
+        kept = [
+            cache / f".features-0a1d.npy.tmp-{alive.pid}",  # a live writer
+            cache / f".features-0a1e.npy.tmp-{dead}-other-host.example",  # other hosts' pids mean nothing
+            cache / f".features-0a1f.npy.tmp-{os.getpid()}",
+        ]  # this process
         for path in stale + kept:
             path.write_bytes(b"\0" * 1000)
         with caplog.at_level("WARNING", logger="mer_keras"):
             _cached(encoder, table, cache)
         assert sorted(p.name for p in cache.glob(".*tmp*")) == sorted(p.name for p in kept)
         removed = [r.getMessage() for r in caplog.records if "stale temporary" in r.getMessage()]
-        assert removed == [f"removed the stale temporary feature file {path} (0.0 MB; its writer, "
-                           f"pid {dead}, is not running)" for path in stale]
+        assert removed == [
+            f"removed the stale temporary feature file {path} (0.0 MB; its writer, "
+            f"pid {dead}, is not running)"
+            for path in stale
+        ]
     finally:
         alive.kill()
         alive.wait()
@@ -280,15 +306,24 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_logged(tmp_path, enco
 
 CACHE_DIR_CASES = [
     # (what is at {tmp}/cache, the --cache-dir given, message)
-    ("file", "cache",
-     r"--cache-dir {tmp}/cache: is a file, not a folder; pass a folder for the feature cache\. "
-     r"Received: --cache-dir {tmp}/cache$"),
-    ("file", "cache/features",
-     r"--cache-dir {tmp}/cache/features: cannot create the folder \(Not a directory\)\. "
-     r"Received: --cache-dir {tmp}/cache/features$"),
-    ("read-only folder", "cache",
-     r"--cache-dir {tmp}/cache: the folder is not writable \(Permission denied\) and these features are not "
-     r"cached there yet; pass a writable folder\. Received: --cache-dir {tmp}/cache$"),
+    (
+        "file",
+        "cache",
+        r"--cache-dir {tmp}/cache: is a file, not a folder; pass a folder for the feature cache\. "
+        r"Received: --cache-dir {tmp}/cache$",
+    ),
+    (
+        "file",
+        "cache/features",
+        r"--cache-dir {tmp}/cache/features: cannot create the folder \(Not a directory\)\. "
+        r"Received: --cache-dir {tmp}/cache/features$",
+    ),
+    (
+        "read-only folder",
+        "cache",
+        r"--cache-dir {tmp}/cache: the folder is not writable \(Permission denied\) and these features are not "
+        r"cached there yet; pass a writable folder\. Received: --cache-dir {tmp}/cache$",
+    ),
 ]
 
 
@@ -308,10 +343,12 @@ def _read_only(folder, monkeypatch):
         monkeypatch.setattr(feature_store.os, "open", refuse)
 
 
-@pytest.mark.parametrize("there, given, message", CACHE_DIR_CASES,
-                         ids=[f"{c[0]} at {c[1]}" for c in CACHE_DIR_CASES])
-def test_an_unusable_cache_dir_is_an_error_naming_the_option(tmp_path, encoder, table, monkeypatch, there,
-                                                             given, message):
+@pytest.mark.parametrize(
+    "there, given, message", CACHE_DIR_CASES, ids=[f"{c[0]} at {c[1]}" for c in CACHE_DIR_CASES]
+)
+def test_an_unusable_cache_dir_is_an_error_naming_the_option(
+    tmp_path, encoder, table, monkeypatch, there, given, message
+):
     from mer_keras.pipeline.feature_store import CacheDirError
 
     if there == "file":
@@ -346,7 +383,9 @@ def test_the_default_cache_folder_is_named_as_such(tmp_path, monkeypatch):
     monkeypatch.setenv("MER_KERAS_CACHE", str(tmp_path / "user"))
     (tmp_path / "user").mkdir()
     (tmp_path / "user" / "features").write_text("x")
-    expected = (r"feature cache folder .*/user/features \(\$MER_KERAS_CACHE or the user cache dir; "
-                r"--cache-dir chooses another\): is a file")
+    expected = (
+        r"feature cache folder .*/user/features \(\$MER_KERAS_CACHE or the user cache dir; "
+        r"--cache-dir chooses another\): is a file"
+    )
     with pytest.raises(CacheDirError, match=expected):
         cached_features(tmp_path / "user" / "features", "0a", {}, lambda allocate: None)

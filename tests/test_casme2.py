@@ -56,7 +56,11 @@ def test_every_clip_in_both_frame_modes(casme2_root, mode, column):
 def test_frames_cross_999_to_1000(casme2_root):
     clip = next(c for c in load_casme2(casme2_root) if c.clip_id == "EP03_02")
     assert [f.rsplit("/", 1)[1] for f in clip.frames][:4] == [
-        "img997.jpg", "img998.jpg", "img999.jpg", "img1000.jpg"]
+        "img997.jpg",
+        "img998.jpg",
+        "img999.jpg",
+        "img1000.jpg",
+    ]
 
 
 def test_patched_rows_are_reported_and_logged(casme2_root, caplog):
@@ -65,10 +69,8 @@ def test_patched_rows_are_reported_and_logged(casme2_root, caplog):
         load_casme2(casme2_root, report=report)
     sheet = str(casme2_root / CASME2_SHEET)
     assert report == [
-        {"sheet": sheet, "row": 3, "clip": "sub01/EP03_02",
-         "issue": "ApexFrame is '/': apex left unset"},
-        {"sheet": sheet, "row": 4, "clip": "sub02/EP01_11f",
-         "issue": "ApexFrame is empty: apex left unset"},
+        {"sheet": sheet, "row": 3, "clip": "sub01/EP03_02", "issue": "ApexFrame is '/': apex left unset"},
+        {"sheet": sheet, "row": 4, "clip": "sub02/EP01_11f", "issue": "ApexFrame is empty: apex left unset"},
     ]
     assert [r.getMessage() for r in caplog.records] == [
         f"{sheet} row 3: sub01/EP03_02: ApexFrame is '/': apex left unset",
@@ -86,8 +88,11 @@ def test_apex_outside_clip_gap_and_uncoded_folder_are_reported(tmp_path):
     assert [(r["row"], r["clip"], r["issue"]) for r in report] == [
         (2, "sub01/EP02_01f", "1 frame file(s) missing between 3 and 8"),
         (2, "sub01/EP02_01f", "ApexFrame 9 is not a frame of the clip (3..8): apex left unset"),
-        (None, "sub01/EP99_01",
-         f"folder {root / 'CASME2-RAW' / 'sub01' / 'EP99_01'} has no row in the sheet: not loaded"),
+        (
+            None,
+            "sub01/EP99_01",
+            f"folder {root / 'CASME2-RAW' / 'sub01' / 'EP99_01'} has no row in the sheet: not loaded",
+        ),
     ]
 
 
@@ -97,14 +102,25 @@ def test_row_with_text_only_outside_the_coded_columns_is_reported(tmp_path):
     write_sheet(root / CASME2_SHEET, CASME2_HEADER, cells)
     report = []
     assert len(load_casme2(root, report=report)) == 1
-    assert report == [{"sheet": str(root / CASME2_SHEET), "row": 3, "clip": None,
-                       "issue": "row has text only outside the coded columns: skipped"}]
+    assert report == [
+        {
+            "sheet": str(root / CASME2_SHEET),
+            "row": 3,
+            "clip": None,
+            "issue": "row has text only outside the coded columns: skipped",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
     "release, prefix, level",
-    [("CASME2-RAW", "img", ""), ("CASME2_RAW_selected", "img", ""), ("Cropped", "reg_img", ""),
-     ("CASME2-RAW", "img", "CASME2-RAW"), ("Cropped", "reg_img", "Cropped")],
+    [
+        ("CASME2-RAW", "img", ""),
+        ("CASME2_RAW_selected", "img", ""),
+        ("Cropped", "reg_img", ""),
+        ("CASME2-RAW", "img", "CASME2-RAW"),
+        ("Cropped", "reg_img", "Cropped"),
+    ],
 )
 def test_releases_and_root_levels(tmp_path, release, prefix, level):
     root = build_casme2(tmp_path, CASME2_ROWS[:2], release=release, prefix=prefix)
@@ -143,8 +159,17 @@ def test_detected_and_described(casme2_root, capsys):
 
 @pytest.mark.parametrize(
     "cell, folder",
-    [(1, "sub01"), ("01", "sub01"), (" 7 ", "sub07"), ("sub26", "sub26"), (26.0, "sub26"),
-     ("S1", None), ("1.5", None), (0, None), (None, None)],
+    [
+        (1, "sub01"),
+        ("01", "sub01"),
+        (" 7 ", "sub07"),
+        ("sub26", "sub26"),
+        (26.0, "sub26"),
+        ("S1", None),
+        ("1.5", None),
+        (0, None),
+        (None, None),
+    ],
 )
 def test_subject_cell_to_folder(cell, folder):
     if folder is None:
@@ -165,46 +190,102 @@ def _remove(path):
 ROW = r"CASME2-coding-20140508\.xlsx row"
 ERRORS = [
     # (case, rows for the sheet, change after building, error pattern)
-    ("no folder", CASME2_ROWS, lambda r: _remove(r / "CASME2-RAW/sub11/EP19_05f"),
-     rf"{ROW} 5: clip sub11/EP19_05f has no folder .*CASME2-RAW/sub11/EP19_05f\."),
-    ("folder without images", CASME2_ROWS,
-     lambda r: [f.unlink() for f in (r / "CASME2-RAW/sub01/EP02_01f").glob("*.jpg")],
-     rf"{ROW} 2: clip sub01/EP02_01f: .*sub01/EP02_01f: clip folder holds no image files\."),
-    ("no subject folder", CASME2_ROWS, lambda r: _remove(r / "CASME2-RAW/sub02"),
-     rf"{ROW} 4: clip sub02/EP01_11f has no folder"),
-    ("offset past folder", _row(2, offset=16), None,
-     rf"{ROW} 4: clip sub02/EP01_11f: frame range 12\.\.16 is outside the folder .*EP01_11f "
-     r"\(frames 12\.\.15, 4 files\)\."),
-    ("onset before folder", _row(0, onset=0), None,
-     rf"{ROW} 2: clip sub01/EP02_01f: frame range 0\.\.8"),
-    ("unknown emotion", _row(4, emotion="Joy"), None,
-     rf"{ROW} 6: clip sub11/EP13_02: unknown Estimated Emotion 'Joy'; expected one of happiness, "),
-    ("empty emotion", _row(1, emotion=None), None,
-     rf"{ROW} 3: clip sub01/EP03_02: unknown Estimated Emotion ''"),
-    ("onset after offset", _row(0, onset=9), None,
-     rf"{ROW} 2: clip sub01/EP02_01f: OnsetFrame 9 is after OffsetFrame 8"),
-    ("onset not a number", _row(3, onset="abc"), None,
-     rf"{ROW} 5: clip sub11/EP19_05f: OnsetFrame 'abc' is not a frame number"),
-    ("offset empty", _row(3, offset=None), None,
-     rf"{ROW} 5: clip sub11/EP19_05f: OffsetFrame '' is not a frame"),
-    ("apex not a number", _row(0, apex="x"), None,
-     rf"{ROW} 2: clip sub01/EP02_01f: ApexFrame 'x' is not a frame"),
-    ("subject not a number", _row(5, subject="S2"), None,
-     rf"{ROW} 7: Subject 'S2' is not a subject number"),
+    (
+        "no folder",
+        CASME2_ROWS,
+        lambda r: _remove(r / "CASME2-RAW/sub11/EP19_05f"),
+        rf"{ROW} 5: clip sub11/EP19_05f has no folder .*CASME2-RAW/sub11/EP19_05f\.",
+    ),
+    (
+        "folder without images",
+        CASME2_ROWS,
+        lambda r: [f.unlink() for f in (r / "CASME2-RAW/sub01/EP02_01f").glob("*.jpg")],
+        rf"{ROW} 2: clip sub01/EP02_01f: .*sub01/EP02_01f: clip folder holds no image files\.",
+    ),
+    (
+        "no subject folder",
+        CASME2_ROWS,
+        lambda r: _remove(r / "CASME2-RAW/sub02"),
+        rf"{ROW} 4: clip sub02/EP01_11f has no folder",
+    ),
+    (
+        "offset past folder",
+        _row(2, offset=16),
+        None,
+        rf"{ROW} 4: clip sub02/EP01_11f: frame range 12\.\.16 is outside the folder .*EP01_11f "
+        r"\(frames 12\.\.15, 4 files\)\.",
+    ),
+    ("onset before folder", _row(0, onset=0), None, rf"{ROW} 2: clip sub01/EP02_01f: frame range 0\.\.8"),
+    (
+        "unknown emotion",
+        _row(4, emotion="Joy"),
+        None,
+        rf"{ROW} 6: clip sub11/EP13_02: unknown Estimated Emotion 'Joy'; expected one of happiness, ",
+    ),
+    (
+        "empty emotion",
+        _row(1, emotion=None),
+        None,
+        rf"{ROW} 3: clip sub01/EP03_02: unknown Estimated Emotion ''",
+    ),
+    (
+        "onset after offset",
+        _row(0, onset=9),
+        None,
+        rf"{ROW} 2: clip sub01/EP02_01f: OnsetFrame 9 is after OffsetFrame 8",
+    ),
+    (
+        "onset not a number",
+        _row(3, onset="abc"),
+        None,
+        rf"{ROW} 5: clip sub11/EP19_05f: OnsetFrame 'abc' is not a frame number",
+    ),
+    (
+        "offset empty",
+        _row(3, offset=None),
+        None,
+        rf"{ROW} 5: clip sub11/EP19_05f: OffsetFrame '' is not a frame",
+    ),
+    (
+        "apex not a number",
+        _row(0, apex="x"),
+        None,
+        rf"{ROW} 2: clip sub01/EP02_01f: ApexFrame 'x' is not a frame",
+    ),
+    ("subject not a number", _row(5, subject="S2"), None, rf"{ROW} 7: Subject 'S2' is not a subject number"),
     ("filename empty", _row(5, filename=" "), None, rf"{ROW} 7: Filename is empty"),
-    ("duplicate row", CASME2_ROWS + [CASME2_ROWS[0]], None,
-     rf"{ROW} 8: clip sub01/EP02_01f is also in row 2"),
-    ("no sheet", CASME2_ROWS, lambda r: _remove(r / CASME2_SHEET),
-     r"No coding sheet matching 'CASME2-coding-\*\.xlsx' found in .*/CASME2, .*/CASME2/CASME2-RAW"),
-    ("several sheets", CASME2_ROWS,
-     lambda r: shutil.copy(r / CASME2_SHEET, r / "CASME2-coding-old.xlsx"),
-     r"CASME2: several sheets match 'CASME2-coding-\*\.xlsx' \(CASME2-coding-20140508\.xlsx, "
-     r"CASME2-coding-old\.xlsx\); pass --sheet PATH \(sheet= in Python\)"),
-    ("not xlsx", CASME2_ROWS, lambda r: (r / CASME2_SHEET).write_text("Subject,Filename\n"),
-     r"CASME2-coding-20140508\.xlsx: cannot read the sheet as xlsx"),
-    ("no subject folders", CASME2_ROWS, lambda r: _remove(r / "CASME2-RAW"),
-     r"CASME2: no CASME II subject folders \(sub01/…\) in it or in "
-     r"CASME2-RAW, CASME2_RAW_selected, Cropped/"),
+    (
+        "duplicate row",
+        CASME2_ROWS + [CASME2_ROWS[0]],
+        None,
+        rf"{ROW} 8: clip sub01/EP02_01f is also in row 2",
+    ),
+    (
+        "no sheet",
+        CASME2_ROWS,
+        lambda r: _remove(r / CASME2_SHEET),
+        r"No coding sheet matching 'CASME2-coding-\*\.xlsx' found in .*/CASME2, .*/CASME2/CASME2-RAW",
+    ),
+    (
+        "several sheets",
+        CASME2_ROWS,
+        lambda r: shutil.copy(r / CASME2_SHEET, r / "CASME2-coding-old.xlsx"),
+        r"CASME2: several sheets match 'CASME2-coding-\*\.xlsx' \(CASME2-coding-20140508\.xlsx, "
+        r"CASME2-coding-old\.xlsx\); pass --sheet PATH \(sheet= in Python\)",
+    ),
+    (
+        "not xlsx",
+        CASME2_ROWS,
+        lambda r: (r / CASME2_SHEET).write_text("Subject,Filename\n"),
+        r"CASME2-coding-20140508\.xlsx: cannot read the sheet as xlsx",
+    ),
+    (
+        "no subject folders",
+        CASME2_ROWS,
+        lambda r: _remove(r / "CASME2-RAW"),
+        r"CASME2: no CASME II subject folders \(sub01/…\) in it or in "
+        r"CASME2-RAW, CASME2_RAW_selected, Cropped/",
+    ),
 ]
 
 
@@ -221,13 +302,17 @@ def test_errors_name_sheet_row_and_problem(tmp_path, case, rows, change, match):
 @pytest.mark.parametrize(
     "header, match",
     [
-        ([h if h != "Estimated Emotion" else "Emotion" for h in CASME2_HEADER],
-         r"CASME2-coding-20140508\.xlsx row 1: no column 'Estimated Emotion' \(columns found: "
-         r"'Subject', 'Filename', 'OnsetFrame', 'ApexFrame', 'OffsetFrame', 'Action Units', "
-         r"'Emotion'\)"),
+        (
+            [h if h != "Estimated Emotion" else "Emotion" for h in CASME2_HEADER],
+            r"CASME2-coding-20140508\.xlsx row 1: no column 'Estimated Emotion' \(columns found: "
+            r"'Subject', 'Filename', 'OnsetFrame', 'ApexFrame', 'OffsetFrame', 'Action Units', "
+            r"'Emotion'\)",
+        ),
         ([h if h != "ApexFrame" else None for h in CASME2_HEADER], r"row 1: no column 'ApexFrame'"),
-        (["Subject", "File"] + CASME2_HEADER[2:],
-         r"CASME2-coding-20140508\.xlsx: no header row naming 'Subject' and 'Filename'"),
+        (
+            ["Subject", "File"] + CASME2_HEADER[2:],
+            r"CASME2-coding-20140508\.xlsx: no header row naming 'Subject' and 'Filename'",
+        ),
     ],
 )
 def test_header_errors(tmp_path, header, match):
@@ -247,9 +332,10 @@ def test_sheet_with_no_clips_and_missing_sheet_path(tmp_path):
 
 @pytest.mark.parametrize(
     "options, match",
-    [({"frames": "onset"},
-      r"`frames` must be one of \('onset-offset', 'all'\). Received: frames='onset'"),
-     ({"report": {}}, r"`report` must be None or a list. Received: report=\{\}")],
+    [
+        ({"frames": "onset"}, r"`frames` must be one of \('onset-offset', 'all'\). Received: frames='onset'"),
+        ({"report": {}}, r"`report` must be None or a list. Received: report=\{\}"),
+    ],
 )
 def test_invalid_arguments(casme2_root, options, match):
     with pytest.raises(ValueError, match=match):
@@ -264,8 +350,12 @@ def test_a_missing_clip_folder_is_an_error_or_with_missing_warn_reported(casme2_
     report = []
     clips = load_casme2(casme2_root, report=report, missing="warn")
     assert [c.clip_id for c in clips] == [c for c in EXPECTED if c != "EP02_01f"]
-    assert {"sheet": str(casme2_root / CASME2_SHEET), "row": 2, "clip": "sub01/EP02_01f",
-            "issue": f"no folder {folder}: clip left out"} in report
+    assert {
+        "sheet": str(casme2_root / CASME2_SHEET),
+        "row": 2,
+        "clip": "sub01/EP02_01f",
+        "issue": f"no folder {folder}: clip left out",
+    } in report
     for other in ("sub01", "sub02", "sub11"):
         shutil.rmtree(casme2_root / "CASME2-RAW" / other)
     (casme2_root / "CASME2-RAW" / "sub03").mkdir()

@@ -41,8 +41,12 @@ def features():
 def _models(encoder):
     """The deduplicated and the per-window model: one head, one encoder, shared (nothing copied)."""
     encoder, clip_features = encoder
-    head = build_head(HeadSpec("lstm", (6, 5, 4), clip_features=clip_features, dropout=0.0), 3,
-                      encoder.outputs[0].shape[1:], N)
+    head = build_head(
+        HeadSpec("lstm", (6, 5, 4), clip_features=clip_features, dropout=0.0),
+        3,
+        encoder.outputs[0].shape[1:],
+        N,
+    )
     return deduplicated(head, encoder, (4, 4, 8)), compose(head, encoder, (4, 4, 8))
 
 
@@ -55,9 +59,15 @@ def test_gradients_equal_the_per_window_computation(encoder, windows, features):
     grads = []
     for model, inputs in ((deduplicated, (frames, index)), (per_window, clips)):
         with tf.GradientTape() as tape:
-            value = loss(y, model(inputs, training=True))  # as in fit; the encoder's BatchNorm stays in inference
-        grads.append({v.path: g for v, g in
-                      zip(model.trainable_variables, tape.gradient(value, model.trainable_variables))})
+            value = loss(
+                y, model(inputs, training=True)
+            )  # as in fit; the encoder's BatchNorm stays in inference
+        grads.append(
+            {
+                v.path: g
+                for v, g in zip(model.trainable_variables, tape.gradient(value, model.trainable_variables))
+            }
+        )
     assert set(grads[0]) == set(grads[1]) and any("suffix_conv" in k for k in grads[0])
     for name, grad in grads[0].items():
         np.testing.assert_allclose(grad, grads[1][name], rtol=1e-4, atol=1e-6, err_msg=name)
@@ -67,9 +77,15 @@ def test_predictions_equal_and_training_reaches_the_per_window_model(encoder, wi
     deduplicated, per_window = _models(encoder)
     before = per_window.predict(make_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
     deduplicated.compile("adam", "categorical_crossentropy")
-    deduplicated.fit(make_deduplicated_dataset(features, windows, 3, 8, training=True)[0], epochs=1, verbose=0,
-                     shuffle=False)
-    ours = deduplicated.predict(make_deduplicated_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
+    deduplicated.fit(
+        make_deduplicated_dataset(features, windows, 3, 8, training=True)[0],
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+    )
+    ours = deduplicated.predict(
+        make_deduplicated_dataset(features, windows, 3, 8, training=False)[0], verbose=0
+    )
     theirs = per_window.predict(make_dataset(features, windows, 3, 8, training=False)[0], verbose=0)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     assert ours.shape == (len(windows), 3) and np.abs(theirs - before).max() > 1e-4  # trained, and shared

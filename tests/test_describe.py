@@ -27,9 +27,13 @@ def test_check_smic_hs_counts_official_vs_found(smic_root, capsys):
     assert main(["describe", str(smic_root), "--check", "smic-hs"]) == 1
     out = capsys.readouterr().out
     assert "clips: 6" in out  # describe shows the SMIC-HS micro clips (no non_micro), as the check reads them
-    for line in ("negative           70      1    NO", "positive           51      2    NO",
-                 "surprise           43      2    NO", "total clips       164      5    NO",
-                 "subjects           16      3    NO"):
+    for line in (
+        "negative           70      1    NO",
+        "positive           51      2    NO",
+        "surprise           43      2    NO",
+        "total clips       164      5    NO",
+        "subjects           16      3    NO",
+    ):
         assert line in out
     assert "s1       3/1      2/1      1/0   6/2    NO" in out.splitlines()
     assert "  missing        smic/s1/s1_ne_02: listed as negative (line 148), not on disk" in out
@@ -90,8 +94,9 @@ def test_describe_reads_the_sheet_given(tmp_path, capsys):
     assert "pass --sheet PATH" in capsys.readouterr().err
     assert main(["describe", str(root), "--sheet", str(root / CASME2_SHEET), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["clips"] == 6
-    assert main(["describe", str(root), "--sheet", str(root / CASME2_SHEET), "--check", "casme2",
-                 "--json"]) == 1
+    assert (
+        main(["describe", str(root), "--sheet", str(root / CASME2_SHEET), "--check", "casme2", "--json"]) == 1
+    )
     assert json.loads(capsys.readouterr().out)["check"]["sheets"][0]["file"].endswith(CASME2_SHEET)
     assert main(["describe", str(root), "--check", "smic-hs", "--sheet", "x.xlsx"]) == 2
     assert "--check smic-hs reads none. Received: --sheet x.xlsx" in capsys.readouterr().err

@@ -11,22 +11,40 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from mer_keras.cli import parse_config
 from mer_keras.experiment import prepare_run, run_experiment
 
-TINY = ["--backbone", "tiny", "--image-size", "32", "--folds", "3", "--epochs", "2",
-        "--batch-size", "16", "--verbose", "0"]
-HEADS = {"exp1": ["--fc-units", "16,8"], "exp2": ["--lstm-units", "16,8,8", "--n", "5"],
-         "exp3": ["--bilstm-units", "8", "--n", "5"]}
+TINY = [
+    "--backbone",
+    "tiny",
+    "--image-size",
+    "32",
+    "--folds",
+    "3",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--verbose",
+    "0",
+]
+HEADS = {
+    "exp1": ["--fc-units", "16,8"],
+    "exp2": ["--lstm-units", "16,8,8", "--n", "5"],
+    "exp3": ["--bilstm-units", "8", "--n", "5"],
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_smic(tmp_path_factory):
     from mer_keras.datasets.synthetic import make_synthetic_smic
 
-    return make_synthetic_smic(tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32,
-                               clips_scale=0.4, progress=False)
+    return make_synthetic_smic(
+        tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32, clips_scale=0.4, progress=False
+    )
 
 
 def _config(experiment, data, out, *extra):
-    return parse_config(experiment, ["--data", str(data), "--out", str(out), *TINY, *HEADS[experiment], *extra])[0]
+    return parse_config(
+        experiment, ["--data", str(data), "--out", str(out), *TINY, *HEADS[experiment], *extra]
+    )[0]
 
 
 def _run(experiment, data, out, *extra, callbacks=()):
@@ -37,8 +55,16 @@ def _run(experiment, data, out, *extra, callbacks=()):
 def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     summary = _run(experiment, tiny_smic, tmp_path / "run")
     out = tmp_path / "run"
-    for name in ("config.json", "results.json", "results.md", "predictions.csv", "confusion.png",
-                 "curves.png", "final/model.keras", "final/saved_model/saved_model.pb"):
+    for name in (
+        "config.json",
+        "results.json",
+        "results.md",
+        "predictions.csv",
+        "confusion.png",
+        "curves.png",
+        "final/model.keras",
+        "final/saved_model/saved_model.pb",
+    ):
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())
     record = config["record"]
@@ -53,7 +79,9 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     assert summary["export"]["input_shape"] == expected_input
     # frame models cache pooled features; clip models (motion by default) the unpooled stage-5 maps
     assert record["frame_cache"]["feature_shape"] == ([128] if experiment == "exp1" else [1, 1, 128])
-    assert any("--clip-features motion" in d for d in record["deviations_from_paper"]) is (experiment != "exp1")
+    assert any("--clip-features motion" in d for d in record["deviations_from_paper"]) is (
+        experiment != "exp1"
+    )
     # pooled metrics equal scikit-learn's on the same predictions
     predictions = pd.read_csv(out / "predictions.csv")
     y_true, y_pred = predictions["true"], predictions["predicted"]
@@ -64,24 +92,43 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     assert len(predictions) == record["data"]["clips"]
 
 
-@pytest.mark.parametrize("clip_features, frame_cache", [("motion", [2, 2, 128]), ("relative", [128]),
-                                                        ("raw", [128])])
-def test_clip_features_from_maps_or_pooled_features_export_the_trained_answers(tiny_smic, tmp_path, clip_features,
-                                                                             frame_cache):
+@pytest.mark.parametrize(
+    "clip_features, frame_cache", [("motion", [2, 2, 128]), ("relative", [128]), ("raw", [128])]
+)
+def test_clip_features_from_maps_or_pooled_features_export_the_trained_answers(
+    tiny_smic, tmp_path, clip_features, frame_cache
+):
     # 64 px: the tiny backbone's stage-5 maps are 2 x 2, so motion is averaged over places
-    summary = _run("exp2", tiny_smic, tmp_path / "run", "--image-size", "64", "--folds", "2", "--epochs", "1",
-                   "--clip-features", clip_features)
+    summary = _run(
+        "exp2",
+        tiny_smic,
+        tmp_path / "run",
+        "--image-size",
+        "64",
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--clip-features",
+        clip_features,
+    )
     record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
-    assert record["frame_cache"]["feature_shape"] == frame_cache and record["frame_cache"]["storage"] == "memory"
-    assert summary["export"]["trained_vs_exported"] <= 1e-4 and summary["export"]["max_abs_difference"] <= 1e-4
+    assert (
+        record["frame_cache"]["feature_shape"] == frame_cache and record["frame_cache"]["storage"] == "memory"
+    )
+    assert (
+        summary["export"]["trained_vs_exported"] <= 1e-4 and summary["export"]["max_abs_difference"] <= 1e-4
+    )
     assert any(f"--clip-features {clip_features}" in d for d in record["deviations_from_paper"]) is (
-        clip_features != "raw")
+        clip_features != "raw"
+    )
 
 
 def test_motion_standardization_uses_the_statistics_of_the_training_windows(tiny_smic, tmp_path):
     trainer = prepare_run(_config("exp2", tiny_smic, tmp_path / "r", "--image-size", "64")).trainer
-    windows = trainer.windows(prepare_run(_config("exp2", tiny_smic, tmp_path / "r2", "--image-size", "64"))
-                              .folds[0].train)
+    windows = trainer.windows(
+        prepare_run(_config("exp2", tiny_smic, tmp_path / "r2", "--image-size", "64")).folds[0].train
+    )
     maps = np.asarray(trainer.cache.features)[0][windows.rows]  # (windows, n, 2, 2, channels)
     motion = np.abs(maps - maps[:, :1]).mean(axis=(2, 3)).reshape(-1, maps.shape[-1])
     _, head = trainer.new_model(windows)
@@ -93,8 +140,18 @@ def test_motion_standardization_uses_the_statistics_of_the_training_windows(tiny
 
 def test_mixed_precision_run_keeps_statistics_and_probabilities_in_float32(tiny_smic, tmp_path):
     try:
-        summary = _run("exp2", tiny_smic, tmp_path / "run", "--precision", "mixed_bfloat16", "--folds", "2",
-                       "--epochs", "1", "--no-final")
+        summary = _run(
+            "exp2",
+            tiny_smic,
+            tmp_path / "run",
+            "--precision",
+            "mixed_bfloat16",
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--no-final",
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -151,8 +208,21 @@ def test_resume_refuses_an_option_left_to_another_default(tiny_smic, tmp_path):
 
     _run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
     without_size = [a for a in TINY if a not in ("--image-size", "32")]
-    config = parse_config("exp1", ["--data", str(tiny_smic), "--out", str(tmp_path / "run"), "--resume",
-                                   *without_size, *HEADS["exp1"], "--no-final", "--epochs", "1"])[0]
+    config = parse_config(
+        "exp1",
+        [
+            "--data",
+            str(tiny_smic),
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            *without_size,
+            *HEADS["exp1"],
+            "--no-final",
+            "--epochs",
+            "1",
+        ],
+    )[0]
     assert config.data.image_size == 112  # the synthetic data's default, resolved when the config is made
     with pytest.raises(ConfigError, match="data.image_size 32 -> 112"):
         run_experiment(config)
@@ -168,7 +238,9 @@ def test_resume_refuses_changed_options(tiny_smic, tmp_path):
 
 @pytest.mark.parametrize("experiment", ["exp1", "exp2"])
 def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smic, tmp_path, experiment):
-    summary = _run(experiment, tiny_smic, tmp_path / "run", "--retrain-from", "conv5_1_1x1_reduce", "--folds", "2")
+    summary = _run(
+        experiment, tiny_smic, tmp_path / "run", "--retrain-from", "conv5_1_1x1_reduce", "--folds", "2"
+    )
     record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
     assert record["frame_cache"]["feature_shape"] == [2, 2, 64]  # stage-4 maps of the tiny backbone at 32x32
     assert not any("whole backbone frozen" in d for d in record["deviations_from_paper"])
@@ -181,7 +253,9 @@ def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smi
 
     initial = vggface_resnet50(weights=None, input_shape=(32, 32, 3), blocks=(1, 1, 1, 1), width=1 / 16)
     for name, changed in (("conv5_1_3x3", True), ("conv2_1_3x3", False)):
-        same = np.allclose(_find_layer(final, name).get_weights()[0], initial.get_layer(name).get_weights()[0])
+        same = np.allclose(
+            _find_layer(final, name).get_weights()[0], initial.get_layer(name).get_weights()[0]
+        )
         assert same is not changed, name
 
 
@@ -208,7 +282,18 @@ def test_features_read_from_the_disk_cache_give_the_same_run(tiny_smic, tmp_path
 def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic, tmp_path, monkeypatch):
     from mer_keras.gradcam.sweep import choose_layer
 
-    _run("exp2", tiny_smic, tmp_path / "run", "--retrain-from", "auto", "--folds", "2", "--no-final", "--epochs", "1")
+    _run(
+        "exp2",
+        tiny_smic,
+        tmp_path / "run",
+        "--retrain-from",
+        "auto",
+        "--folds",
+        "2",
+        "--no-final",
+        "--epochs",
+        "1",
+    )
     record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
     split = record["backbone_split"]
     scores = split["auto"]["focus_before_training"]
@@ -220,13 +305,25 @@ def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic,
     # the cache holds the input of the chosen block: 16 px maps after stage 1, halved per later stage
     stage = int(split["retrain_from"][4])
     assert record["frame_cache"]["feature_shape"][0] == {2: 8, 3: 8, 4: 4, 5: 2}[stage]
+
     # a resumed run keeps the recorded choice instead of sweeping again
     def refuse(*args, **kwargs):
         raise AssertionError("swept again on resume")
 
     monkeypatch.setattr("mer_keras.gradcam.sweep.choose_retrain_layer", refuse)
-    _run("exp2", tiny_smic, tmp_path / "run", "--retrain-from", "auto", "--folds", "2", "--no-final",
-         "--epochs", "1", "--resume")
+    _run(
+        "exp2",
+        tiny_smic,
+        tmp_path / "run",
+        "--retrain-from",
+        "auto",
+        "--folds",
+        "2",
+        "--no-final",
+        "--epochs",
+        "1",
+        "--resume",
+    )
     assert json.loads((tmp_path / "run" / "config.json").read_text())["record"]["backbone_split"] == split
 
 
@@ -255,8 +352,18 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
     root = tmp_path / "megc"
     build_smic(root), build_casme2(root), build_samm(root)
     out = tmp_path / "run"
-    summary = _run("exp2", root, out, "--dataset", "megc2019-mapping", "--protocol", "loso", "--no-final",
-                   "--epochs", "1")
+    summary = _run(
+        "exp2",
+        root,
+        out,
+        "--dataset",
+        "megc2019-mapping",
+        "--protocol",
+        "loso",
+        "--no-final",
+        "--epochs",
+        "1",
+    )
     assert summary["n_folds"] == 9  # 3 subjects from each of SMIC, CASME II and SAMM
     assert set(summary["per_dataset"]) == {"smic", "casme2", "samm"}
     predictions = pd.read_csv(out / "predictions.csv")
@@ -264,7 +371,10 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
         part = predictions[predictions["clip"].str.startswith(name + "/")]
         assert scores["n"] == len(part) > 0
         assert scores["uf1"] == pytest.approx(
-            f1_score(part["true"], part["predicted"], labels=["negative", "positive", "surprise"], average="macro"))
+            f1_score(
+                part["true"], part["predicted"], labels=["negative", "positive", "surprise"], average="macro"
+            )
+        )
     assert "## Per source dataset" in (out / "results.md").read_text()
 
 
@@ -274,8 +384,11 @@ def test_a_run_folder_of_another_config_version_is_refused_in_one_line(tiny_smic
     out = tmp_path / "old"
     out.mkdir()
     (out / "config.json").write_text(json.dumps({"options": {"experiment": "exp2", "relative": True}}))
-    with pytest.raises(ConfigError, match=r"config.json: written by another version of mer_keras \(config_version "
-                                          r"None, this one reads 1\); start a new run folder"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config.json: written by another version of mer_keras \(config_version "
+        r"None, this one reads 1\); start a new run folder",
+    ):
         _run("exp2", tiny_smic, out, "--resume", "--no-final")
 
 
@@ -284,7 +397,9 @@ def test_gru_head_trains_end_to_end_and_exports(tiny_smic, tmp_path):
     final = keras.saving.load_model(tmp_path / "run" / "final" / "model.keras")
     head = final.get_layer("exp2_head")
     assert [type(head.get_layer(f"gru{i}")).__name__ for i in (1, 2, 3)] == ["GRU"] * 3
-    assert summary["export"]["max_abs_difference"] <= 1e-4 and summary["export"]["trained_vs_exported"] <= 1e-4
+    assert (
+        summary["export"]["max_abs_difference"] <= 1e-4 and summary["export"]["trained_vs_exported"] <= 1e-4
+    )
     record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
     assert any("--rnn gru" in d for d in record["deviations_from_paper"])
     assert "3-Layer-GRU" in (tmp_path / "run" / "results.md").read_text()
@@ -300,7 +415,9 @@ def test_resume_on_changed_data_is_refused_naming_what_changed(tiny_smic, tmp_pa
     _run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1")
     clip = next(p for p in (data / "SMIC_all_raw" / "HS").glob("s*/micro/*/*") if p.is_dir())
     shutil.copytree(clip, clip.with_name(clip.name + "_copy"))
-    with pytest.raises(ConfigError, match=r"changed since the run began: clips differ \(0 gone or changed.*1 new"):
+    with pytest.raises(
+        ConfigError, match=r"changed since the run began: clips differ \(0 gone or changed.*1 new"
+    ):
         _run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1", "--resume")
     shutil.rmtree(clip.with_name(clip.name + "_copy"))
     frame = sorted(clip.glob("*.bmp"))[0]
@@ -322,20 +439,23 @@ def test_a_fold_with_one_training_subject_trains_the_fixed_budget(tmp_path):
     assert summary["n_folds"] == 2
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be >= 1. Received: --epochs 0"),
-    (["--lr", "-1"], "--lr must be > 0. Received: --lr -1.0"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--dropout", "1"], "--dropout must be in [0, 1). Received: dropout=1.0"),
-    (["--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1)"),
-    (["--image-size", "10000"], "--image-size must be between 32 and 1024"),
-    (["--rotation", "1000"], "--rotation must be between 0 and 45 degrees"),
-    (["--early-stopping", "-1"], "--early-stopping must be >= 0"),
-    (["--seed", "-1"], "--seed must be >= 0"),
-    (["--synthetic-subjects", "1"], "--synthetic-subjects must be >= 2"),
-    (["--n", "1"], "--n must be >= 2 with --clip-features motion"),
-    (["--folds", "1"], "--folds must be >= 2"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "--epochs must be >= 1. Received: --epochs 0"),
+        (["--lr", "-1"], "--lr must be > 0. Received: --lr -1.0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--dropout", "1"], "--dropout must be in [0, 1). Received: dropout=1.0"),
+        (["--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1)"),
+        (["--image-size", "10000"], "--image-size must be between 32 and 1024"),
+        (["--rotation", "1000"], "--rotation must be between 0 and 45 degrees"),
+        (["--early-stopping", "-1"], "--early-stopping must be >= 0"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--synthetic-subjects", "1"], "--synthetic-subjects must be >= 2"),
+        (["--n", "1"], "--n must be >= 2 with --clip-features motion"),
+        (["--folds", "1"], "--folds must be >= 2"),
+    ],
+)
 def test_bad_options_are_refused_by_name_in_one_line(tmp_path, capsys, argv, message):
     from experiments.exp2 import main
 
@@ -361,17 +481,19 @@ def test_the_exported_model_loads_in_a_fresh_process_after_import_mer_keras(tiny
     import sys
 
     _run("exp2", tiny_smic, tmp_path / "run", "--folds", "2", "--epochs", "1")
-    script = ("import mer_keras, keras, numpy as np, tensorflow as tf, sys\n"
-              f"m = keras.saving.load_model({str(tmp_path / 'run' / 'final' / 'model.keras')!r})\n"
-              f"s = tf.saved_model.load({str(tmp_path / 'run' / 'final' / 'saved_model')!r}).signatures['serving_default']\n"
-              "x = np.random.default_rng(0).uniform(0, 255, (2, 5, 32, 32, 3)).astype('float32')\n"
-              "d = np.abs(m.predict(x, verbose=0) - list(s(tf.constant(x)).values())[0].numpy()).max()\n"
-              "print('difference', d)\n"
-              "for bad in (np.zeros((1, 6, 32, 32, 3), 'float32'), np.full((1, 5, 32, 32, 3), np.nan, 'float32')):\n"
-              "    try:\n"
-              "        s(tf.constant(bad)); print('accepted')\n"
-              "    except Exception as e:\n"
-              "        print('refused', 'expected clips of shape (batch, 5, 32, 32, 3)' in str(e) or 'NaN' in str(e))\n")
+    script = (
+        "import mer_keras, keras, numpy as np, tensorflow as tf, sys\n"
+        f"m = keras.saving.load_model({str(tmp_path / 'run' / 'final' / 'model.keras')!r})\n"
+        f"s = tf.saved_model.load({str(tmp_path / 'run' / 'final' / 'saved_model')!r}).signatures['serving_default']\n"
+        "x = np.random.default_rng(0).uniform(0, 255, (2, 5, 32, 32, 3)).astype('float32')\n"
+        "d = np.abs(m.predict(x, verbose=0) - list(s(tf.constant(x)).values())[0].numpy()).max()\n"
+        "print('difference', d)\n"
+        "for bad in (np.zeros((1, 6, 32, 32, 3), 'float32'), np.full((1, 5, 32, 32, 3), np.nan, 'float32')):\n"
+        "    try:\n"
+        "        s(tf.constant(bad)); print('accepted')\n"
+        "    except Exception as e:\n"
+        "        print('refused', 'expected clips of shape (batch, 5, 32, 32, 3)' in str(e) or 'NaN' in str(e))\n"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300).stdout
     lines = out.strip().splitlines()
     assert float(lines[0].split()[1]) <= 1e-4, out
@@ -423,15 +545,20 @@ def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, tmp_path, wher
     extra = ["--folds", "2", "--epochs", "3", "--no-final", "--cache-dir", str(tmp_path / "cache")]
     _run("exp2", tiny_smic, tmp_path / "whole", *extra)
     argv = ["--data", str(tiny_smic), *TINY, *HEADS["exp2"], *extra, "--out", str(tmp_path / "killed")]
-    killed = subprocess.run([sys.executable, "-c", _KILLER, where, *argv], capture_output=True, text=True,
-                            timeout=600)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, where, *argv], capture_output=True, text=True, timeout=600
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert (tmp_path / "killed" / "config.json").exists()
     if where == "fold":
         assert (tmp_path / "killed" / "fold_0" / "metrics.json").exists()
         assert not (tmp_path / "killed" / "fold_1" / "metrics.json").exists()
     _run("exp2", tiny_smic, tmp_path / "killed", *extra, "--resume")
-    assert (tmp_path / "killed" / "predictions.csv").read_bytes() == (tmp_path / "whole" / "predictions.csv").read_bytes()
+    assert (tmp_path / "killed" / "predictions.csv").read_bytes() == (
+        tmp_path / "whole" / "predictions.csv"
+    ).read_bytes()
     for fold in (0, 1):
-        histories = [pd.read_csv(tmp_path / run / f"fold_{fold}" / "history.csv") for run in ("whole", "killed")]
+        histories = [
+            pd.read_csv(tmp_path / run / f"fold_{fold}" / "history.csv") for run in ("whole", "killed")
+        ]
         pd.testing.assert_frame_equal(*histories)

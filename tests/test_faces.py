@@ -46,8 +46,15 @@ def true_landmarks(face, matrix=None):
     """The renderer's five points (eye centres, nose tip, mouth corners) in continuous pixels,
     optionally moved by a cv2 (pixel-index) 2x3 ``matrix``."""
     cx, cy = face.center
-    points = np.array([face.eye_center(-1), face.eye_center(1), (cx, cy + face.nose[0]),
-                       face.mouth_corner(-1), face.mouth_corner(1)])
+    points = np.array(
+        [
+            face.eye_center(-1),
+            face.eye_center(1),
+            (cx, cy + face.nose[0]),
+            face.mouth_corner(-1),
+            face.mouth_corner(1),
+        ]
+    )
     if matrix is not None:
         points = points @ matrix[:, :2].T + matrix[:, 2]
     return points + 0.5  # the renderer's grid is pixel-index coordinates
@@ -59,10 +66,13 @@ def scene(seed=0, angle=0.0, shift=(0.0, 0.0), noise_seeds=(1, 2, 3)):
     face = sample_identity(np.random.default_rng(seed), SIZE)
     matrix = cv2.getRotationMatrix2D(face.center, angle, 1.0)
     matrix[:, 2] += shift
-    image = cv2.warpAffine(render_face(face), matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-    frames = [np.clip(image + np.random.default_rng(s).normal(0, 2.0, image.shape), 0, 255).astype(np.uint8)
-              for s in noise_seeds]
+    image = cv2.warpAffine(
+        render_face(face), matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    frames = [
+        np.clip(image + np.random.default_rng(s).normal(0, 2.0, image.shape), 0, 255).astype(np.uint8)
+        for s in noise_seeds
+    ]
     return frames, matrix, face
 
 
@@ -76,42 +86,60 @@ def detector():
 
 # --- argument errors -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("call, received", [
-    (lambda: check_face_mode("crops"), "Received: 'crops'"),
-    (lambda: check_face_mode(None), "Received: None"),
-    (lambda: check_face_mode("CROP"), "Received: 'CROP'"),
-    (lambda: check_margin(-0.1), "Received: -0.1"),
-    (lambda: check_margin(1.5), "Received: 1.5"),
-    (lambda: check_margin(float("nan")), "Received: nan"),
-    (lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "square"), "Received: 'square'"),
-    (lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "crop", margin=2), "Received: 2"),
-    (lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "crop", detect_frames=0), "Received: 0"),
-    (lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "crop", min_confidence=1.5),
-     "Received: 1.5"),
-    (lambda: clip_face_transform([np.zeros((8, 8), np.uint8)], "align", name="s1_ne_01"),
-     r"s1_ne_01: frame 0 .*Received: shape \(8, 8\)"),
-    (lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)], "crop",
-                                 name="s1_po_02"), r"s1_po_02: .*one size\. Received: \[\(8, 8\), \(9, 8\)\]"),
-    (lambda: clip_face_transform([], "align", name="s2_sur_01"), "s2_sur_01: .*Received: 0 frames"),
-    (lambda: apply_face(np.zeros((8, 8, 3), np.uint8), FaceTransform("none"), 0), "Received: 0"),
-    (lambda: apply_face(np.zeros((8, 8, 3), np.float32), FaceTransform("none"), 4), "dtype float32"),
-    (lambda: FaceTransform("tilt"), "Received: 'tilt'"),
-    (lambda: FaceTransform.from_json({"mode": "crop", "angle": 3}), r"Received: \['angle', 'mode'\]"),
-    (lambda: crop_matrix((5, 5, 5, 5)), r"Received: \(5, 5, 5, 5\)"),
-    (lambda: align_matrix([(3, 4)] * 5), r"Received: \[3\.0, 4\.0\]"),
-])
+
+@pytest.mark.parametrize(
+    "call, received",
+    [
+        (lambda: check_face_mode("crops"), "Received: 'crops'"),
+        (lambda: check_face_mode(None), "Received: None"),
+        (lambda: check_face_mode("CROP"), "Received: 'CROP'"),
+        (lambda: check_margin(-0.1), "Received: -0.1"),
+        (lambda: check_margin(1.5), "Received: 1.5"),
+        (lambda: check_margin(float("nan")), "Received: nan"),
+        (lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "square"), "Received: 'square'"),
+        (lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "crop", margin=2), "Received: 2"),
+        (
+            lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "crop", detect_frames=0),
+            "Received: 0",
+        ),
+        (
+            lambda: clip_face_transform([np.zeros((8, 8, 3), np.uint8)], "crop", min_confidence=1.5),
+            "Received: 1.5",
+        ),
+        (
+            lambda: clip_face_transform([np.zeros((8, 8), np.uint8)], "align", name="s1_ne_01"),
+            r"s1_ne_01: frame 0 .*Received: shape \(8, 8\)",
+        ),
+        (
+            lambda: clip_face_transform(
+                [np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)], "crop", name="s1_po_02"
+            ),
+            r"s1_po_02: .*one size\. Received: \[\(8, 8\), \(9, 8\)\]",
+        ),
+        (lambda: clip_face_transform([], "align", name="s2_sur_01"), "s2_sur_01: .*Received: 0 frames"),
+        (lambda: apply_face(np.zeros((8, 8, 3), np.uint8), FaceTransform("none"), 0), "Received: 0"),
+        (lambda: apply_face(np.zeros((8, 8, 3), np.float32), FaceTransform("none"), 4), "dtype float32"),
+        (lambda: FaceTransform("tilt"), "Received: 'tilt'"),
+        (lambda: FaceTransform.from_json({"mode": "crop", "angle": 3}), r"Received: \['angle', 'mode'\]"),
+        (lambda: crop_matrix((5, 5, 5, 5)), r"Received: \(5, 5, 5, 5\)"),
+        (lambda: align_matrix([(3, 4)] * 5), r"Received: \[3\.0, 4\.0\]"),
+    ],
+)
 def test_argument_errors_say_what_was_received(call, received):
     with pytest.raises(ValueError, match=received):
         call()
 
 
-@pytest.mark.parametrize("call, received", [
-    (lambda: check_margin("0.2"), "Received: '0.2'"),
-    (lambda: check_margin(True), "Received: True"),
-    (lambda: check_margin(None), "Received: None"),
-    (lambda: FaceTransform.from_json([["mode", "crop"]]), "Received: list"),
-    (lambda: apply_face(np.zeros((8, 8, 3), np.uint8), {"mode": "none"}, 4), "Received: dict"),
-])
+@pytest.mark.parametrize(
+    "call, received",
+    [
+        (lambda: check_margin("0.2"), "Received: '0.2'"),
+        (lambda: check_margin(True), "Received: True"),
+        (lambda: check_margin(None), "Received: None"),
+        (lambda: FaceTransform.from_json([["mode", "crop"]]), "Received: list"),
+        (lambda: apply_face(np.zeros((8, 8, 3), np.uint8), {"mode": "none"}, 4), "Received: dict"),
+    ],
+)
 def test_type_errors_say_what_was_received(call, received):
     with pytest.raises(TypeError, match=received):
         call()
@@ -122,6 +150,7 @@ def test_check_margin_accepts_the_documented_range():
 
 
 # --- geometry without the detector -----------------------------------------------------------
+
 
 def _detection(landmarks, box=(30.0, 26.0, 98.0, 110.0), confidence=0.99):
     return Detection(box=box, landmarks=tuple(map(tuple, landmarks)), confidence=confidence)
@@ -170,8 +199,10 @@ def test_json_round_trip_hash_and_key():
 
 def test_combine_takes_the_median_of_the_faces_that_agree():
     base = np.array([(40.0, 50.0), (70.0, 50.0), (55.0, 65.0), (42.0, 80.0), (68.0, 80.0)])
-    near = [_detection(base + d, (20 + d, 20 + d, 90 + d, 100 + d), c)
-            for d, c in ((0.0, 0.95), (1.0, 0.99), (2.0, 0.97))]
+    near = [
+        _detection(base + d, (20 + d, 20 + d, 90 + d, 100 + d), c)
+        for d, c in ((0.0, 0.95), (1.0, 0.99), (2.0, 0.97))
+    ]
     far = _detection(base + 60, (80, 80, 150, 160), 0.9)  # another face: left out
     box, landmarks, confidence, used = combine_detections([near[0], None, far, near[1], near[2]])
     assert (confidence, used) == (0.99, 3)
@@ -232,6 +263,7 @@ def test_landmark_mask_falls_on_the_face_and_its_moving_parts():
 
 # --- with MTCNN ------------------------------------------------------------------------------
 
+
 def test_mtcnn_finds_the_synthetic_face_and_its_landmarks(detector):
     frames, matrix, face = scene(seed=0)
     found = detect_faces(frames[:1])[0]
@@ -287,8 +319,11 @@ def test_a_clip_without_a_face_falls_back_to_the_whole_frame(detector, kind, tmp
     paths = [folder / f"image{n}.png" for n in (10, 11, 12, 13)]
     for path in paths:
         cv2.imwrite(str(path), image)
-    with pytest.warns(FaceNotFoundWarning, match=r"s3_nm_01: MTCNN found no face .* first 3 frame\(s\); "
-                                                 r"--face align falls back to the whole frame, resized"):
+    with pytest.warns(
+        FaceNotFoundWarning,
+        match=r"s3_nm_01: MTCNN found no face .* first 3 frame\(s\); "
+        r"--face align falls back to the whole frame, resized",
+    ):
         transform = clip_face_transform(paths, "align")
     assert (transform.found, transform.fell_back, transform.frame_size) == (False, True, (96, 128))
     assert np.array_equal(apply_face(read_frame(paths[0]), transform, 64), read_frame(paths[0], 64))

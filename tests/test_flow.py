@@ -53,8 +53,9 @@ def _warp_forward(image, field):
     for _ in range(20):
         dx, dy = field(px, py)
         px, py = xs - dx, ys - dy
-    warped = cv2.remap(image, px.astype(np.float32), py.astype(np.float32), cv2.INTER_CUBIC,
-                       borderMode=cv2.BORDER_REFLECT)
+    warped = cv2.remap(
+        image, px.astype(np.float32), py.astype(np.float32), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+    )
     return warped, np.stack(field(xs, ys), axis=-1)
 
 
@@ -172,8 +173,13 @@ def _expression_clip(tmp_path, face, name="s1_po_01", n_frames=12, peak=PEAK, **
     paths = []
     for t in range(n_frames):
         shift = 0.4 if t else 0.0
-        warped, _ = _warp_forward(image, lambda x, y, t=t, shift=shift: (
-            3 * envelope[t] * _sample(dx, x, y) + shift, 3 * envelope[t] * _sample(dy, x, y)))
+        warped, _ = _warp_forward(
+            image,
+            lambda x, y, t=t, shift=shift: (
+                3 * envelope[t] * _sample(dx, x, y) + shift,
+                3 * envelope[t] * _sample(dy, x, y),
+            ),
+        )
         path = folder / f"img{t + 1}.png"
         cv2.imwrite(str(path), warped[..., ::-1])
         paths.append(str(path))
@@ -181,8 +187,13 @@ def _expression_clip(tmp_path, face, name="s1_po_01", n_frames=12, peak=PEAK, **
 
 
 def _sample(field, x, y):
-    return cv2.remap(field.astype(np.float32), x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+    return cv2.remap(
+        field.astype(np.float32),
+        x.astype(np.float32),
+        y.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    ).astype(np.float64)
 
 
 @pytest.fixture
@@ -211,19 +222,28 @@ def test_motion_score_ignores_a_uniform_shift():
 
 def test_coded_apex_is_used_and_sheet_quirks_are_reported(tmp_path, face):
     clip = _expression_clip(tmp_path, face, onset=1, apex=4)
-    assert choose_onset_apex(clip).as_dict() == {"clip": "casme2/sub01/s1_po_01", "onset": 1, "apex": 4,
-                                                 "source": "coded", "issue": None}
+    assert choose_onset_apex(clip).as_dict() == {
+        "clip": "casme2/sub01/s1_po_01",
+        "onset": 1,
+        "apex": 4,
+        "source": "coded",
+        "issue": None,
+    }
     assert choose_onset_apex(clip, use_coded_apex=False).apex == PEAK
     cases = {
-        "onset_after_apex": ({"onset": 8, "apex": 3}, 8,
-                             "coded apex 3 is not after the onset 8: apex estimated"),
+        "onset_after_apex": (
+            {"onset": 8, "apex": 3},
+            8,
+            "coded apex 3 is not after the onset 8: apex estimated",
+        ),
         "apex_outside": ({"onset": 0, "apex": 40}, 0, "coded apex 40 is outside the clip's frames 0..11"),
         "onset_outside": ({"onset": 11, "apex": None}, 0, "coded onset 11 is not a frame before the last"),
     }
     for name, (coded, onset, issue) in cases.items():
         report = []
-        choice = choose_onset_apex(_expression_clip(tmp_path, face, name=name, **coded), estimate="middle",
-                                   report=report)
+        choice = choose_onset_apex(
+            _expression_clip(tmp_path, face, name=name, **coded), estimate="middle", report=report
+        )
         assert choice.onset == onset and choice.source == "middle" and choice.apex == middle_frame(onset, 12)
         assert issue in choice.issue and report == [{"clip": f"casme2/sub01/{name}", "issue": choice.issue}]
     with pytest.raises(ValueError, match=r"Received: estimate='peak'"):
@@ -232,28 +252,37 @@ def test_coded_apex_is_used_and_sheet_quirks_are_reported(tmp_path, face):
 
 def test_a_one_frame_clip_is_refused_naming_it(tmp_path, expression_clip):
     single = Clip("samm", "006", "006_1_2", "anger", expression_clip.frames[:1], 200.0)
-    for call in (lambda: choose_onset_apex(single), lambda: estimate_apex(single),
-                 lambda: flow_inputs([expression_clip, single], cache_dir=False, progress=False)):
+    for call in (
+        lambda: choose_onset_apex(single),
+        lambda: estimate_apex(single),
+        lambda: flow_inputs([expression_clip, single], cache_dir=False, progress=False),
+    ):
         with pytest.raises(DatasetError, match=r"Clip samm/006/006_1_2 has 1 frame.*Received: frames="):
             call()
 
 
 # --- cache ---------------------------------------------------------------------------------------
 
+
 def test_flow_inputs_are_cached_reused_and_invalidated_by_a_changed_frame(tmp_path, face, monkeypatch):
-    clips = [_expression_clip(tmp_path, face, name="a", n_frames=8, peak=4),
-             _expression_clip(tmp_path, face, name="b", n_frames=6, peak=3, onset=0, apex=3)]
+    clips = [
+        _expression_clip(tmp_path, face, name="a", n_frames=8, peak=4),
+        _expression_clip(tmp_path, face, name="b", n_frames=6, peak=3, onset=0, apex=3),
+    ]
     cache = tmp_path / "cache"
     calls = []
     compute = flow_cache.flow_images_of_files
-    monkeypatch.setattr(flow_cache, "flow_images_of_files",
-                        lambda *a, **k: calls.append(a[0]) or compute(*a, **k))
+    monkeypatch.setattr(
+        flow_cache, "flow_images_of_files", lambda *a, **k: calls.append(a[0]) or compute(*a, **k)
+    )
 
     report = []
     first = flow_inputs(clips, cache_dir=cache, progress=False, report=report)
     assert first.shape == (2, 28, 28, 3) and first.dtype == np.float32 and len(calls) == 2
     assert [(r["clip"], r["onset"], r["apex"], r["source"], r["cached"]) for r in report] == [
-        ("casme2/sub01/a", 0, 4, "flow", False), ("casme2/sub01/b", 0, 3, "coded", False)]
+        ("casme2/sub01/a", 0, 4, "flow", False),
+        ("casme2/sub01/b", 0, 3, "coded", False),
+    ]
     assert len(list(cache.glob("*.npy"))) == 2 and len(list(cache.glob("*.json"))) == 2
     record = json.loads(next(cache.glob("*.json")).read_text())
     assert record["description"]["channels"] == ["u", "v", "strain"] and "choice" in record
@@ -292,8 +321,9 @@ def test_a_damaged_cache_entry_is_recomputed(tmp_path, face):
 
 def test_cache_takes_crop_boxes_by_clip_and_refuses_callables(tmp_path, face):
     clips = [_expression_clip(tmp_path, face, name="a", n_frames=4, peak=2, onset=0, apex=2)]
-    boxed = flow_inputs(clips, cache_dir=tmp_path / "c", progress=False,
-                        transforms={clips[0].key: (8, 8, 48, 48)})
+    boxed = flow_inputs(
+        clips, cache_dir=tmp_path / "c", progress=False, transforms={clips[0].key: (8, 8, 48, 48)}
+    )
     whole = flow_inputs(clips, cache_dir=tmp_path / "c", progress=False)
     assert boxed.shape == whole.shape and not np.array_equal(boxed, whole)
     assert len(list((tmp_path / "c").glob("*.npy"))) == 2
@@ -309,6 +339,7 @@ def test_default_cache_folder_is_under_the_user_cache(tmp_path, monkeypatch, fac
 
 
 # --- benchmark -----------------------------------------------------------------------------------
+
 
 def test_apex_benchmark_ends_with_its_json_line(tmp_path, capsys):
     from benchmarks import apex

@@ -45,12 +45,18 @@ def test_off_apexnet_size_and_that_it_reads_u_and_v_only():
     assert not np.allclose(model.predict(other_v, verbose=0), probabilities)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: STSTNet(classes=4, input_shape=(16, 16, 3), filters=(2, 3), dropout=0.25, name="tiny_ststnet"),
-    lambda: STSTNet(batch_norm=False, dropout=0.0),
-    lambda: OffApexNet(classes=2, input_shape=(16, 16, 2), filters=(2, 3), kernel_size=3, units=(6,),
-                       name="tiny_off"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: STSTNet(
+            classes=4, input_shape=(16, 16, 3), filters=(2, 3), dropout=0.25, name="tiny_ststnet"
+        ),
+        lambda: STSTNet(batch_norm=False, dropout=0.0),
+        lambda: OffApexNet(
+            classes=2, input_shape=(16, 16, 2), filters=(2, 3), kernel_size=3, units=(6,), name="tiny_off"
+        ),
+    ],
+)
 def test_keras_round_trip_keeps_config_and_predictions(tmp_path, make):
     keras.utils.set_random_seed(3)
     model = make()
@@ -78,15 +84,21 @@ def test_softmax_stays_float32_under_mixed_precision():
         keras.config.set_dtype_policy(previous)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: STSTNet(classes=1), r"`classes` must be an int >= 2. Received: classes=1"),
-    (lambda: STSTNet(input_shape=(28, 28, 2)), r"channels in \(3,\). Received: input_shape=\(28, 28, 2\)"),
-    (lambda: STSTNet(filters=()), r"Received: filters=\(\)"),
-    (lambda: STSTNet(dropout=1.0), r"Received: dropout=1.0"),
-    (lambda: OffApexNet(input_shape=(28, 28, 4)), r"Received: input_shape=\(28, 28, 4\)"),
-    (lambda: OffApexNet(units=(1024, 0)), r"Received: units=\(1024, 0\)"),
-    (lambda: OffApexNet(input_shape=(6, 6, 2), filters=(2, 2, 2)), r"at least 8 pixels.*Received"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: STSTNet(classes=1), r"`classes` must be an int >= 2. Received: classes=1"),
+        (
+            lambda: STSTNet(input_shape=(28, 28, 2)),
+            r"channels in \(3,\). Received: input_shape=\(28, 28, 2\)",
+        ),
+        (lambda: STSTNet(filters=()), r"Received: filters=\(\)"),
+        (lambda: STSTNet(dropout=1.0), r"Received: dropout=1.0"),
+        (lambda: OffApexNet(input_shape=(28, 28, 4)), r"Received: input_shape=\(28, 28, 4\)"),
+        (lambda: OffApexNet(units=(1024, 0)), r"Received: units=\(1024, 0\)"),
+        (lambda: OffApexNet(input_shape=(6, 6, 2), filters=(2, 2, 2)), r"at least 8 pixels.*Received"),
+    ],
+)
 def test_bad_arguments_are_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()

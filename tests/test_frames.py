@@ -23,8 +23,15 @@ def test_frame_number(name, expected):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("a1.bmp", True), ("A1.JPG", True), ("x.png", True), ("Thumbs.db", False),
-     (".DS_Store", False), ("._image1.bmp", False), ("notes.txt", False)],
+    [
+        ("a1.bmp", True),
+        ("A1.JPG", True),
+        ("x.png", True),
+        ("Thumbs.db", False),
+        (".DS_Store", False),
+        ("._image1.bmp", False),
+        ("notes.txt", False),
+    ],
 )
 def test_is_image(name, expected):
     assert is_image(name) is expected

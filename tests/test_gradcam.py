@@ -136,8 +136,9 @@ def exported_like(kind, n=None):
     """The structure of a run's final model: frames -> preprocess -> nested backbone -> nested head."""
     from mer_keras.final_model import exported_model
 
-    head = build_head(HeadSpec(kind, (8, 4) if kind == "frame" else (8, 4, 4) if kind == "lstm" else (4,)), 3,
-                      (128,), n)
+    head = build_head(
+        HeadSpec(kind, (8, 4) if kind == "frame" else (8, 4, 4) if kind == "lstm" else (4,)), 3, (128,), n
+    )
     return exported_model(head, tiny_backbone(), SIZE, name=f"exported_{kind}")
 
 
@@ -164,39 +165,60 @@ def test_clip_model_maps_differ_between_different_frames():
         assert not np.allclose(per_frame[0], per_frame[1])
 
 
-@pytest.mark.parametrize("call, error", [
-    (lambda m, c: gradcam(m, random_frames(1), ["no_such_layer"], 0), "Layer 'no_such_layer' not found"),
-    (lambda m, c: gradcam(m, random_frames(1), ["fc1"], 0), "layer 'fc1' .* gives \\(None, 8\\)"),
-    (lambda m, c: gradcam(m, random_frames(1)[:, :16], ["conv2_1_out"], 0),
-     "Received: shape \\(1, 16, 32, 3\\)"),
-    (lambda m, c: gradcam(m, random_frames(2), ["conv2_1_out"], [0, 1, 2]), "one per sample"),
-    (lambda m, c: gradcam(m, random_frames(1), ["conv2_1_out"], 0, method="cam"), "Received: method='cam'"),
-    (lambda m, c: gradcam(c, random_frames(4)[None], ["conv2_1_out"], 0),
-     "use mer_keras.gradcam.sequence_cams"),
-    (lambda m, c: sequence_cams(m, random_frames(1), ["conv2_1_out"], 0), "use mer_keras.gradcam.gradcam"),
-    (lambda m, c: layer_sweep(c, [fake_sample(random_frames(4))], ["conv2_1_out"], method="gradcam++"),
-     "per-frame Grad-CAM only"),
-])
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda m, c: gradcam(m, random_frames(1), ["no_such_layer"], 0), "Layer 'no_such_layer' not found"),
+        (lambda m, c: gradcam(m, random_frames(1), ["fc1"], 0), "layer 'fc1' .* gives \\(None, 8\\)"),
+        (
+            lambda m, c: gradcam(m, random_frames(1)[:, :16], ["conv2_1_out"], 0),
+            "Received: shape \\(1, 16, 32, 3\\)",
+        ),
+        (lambda m, c: gradcam(m, random_frames(2), ["conv2_1_out"], [0, 1, 2]), "one per sample"),
+        (
+            lambda m, c: gradcam(m, random_frames(1), ["conv2_1_out"], 0, method="cam"),
+            "Received: method='cam'",
+        ),
+        (
+            lambda m, c: gradcam(c, random_frames(4)[None], ["conv2_1_out"], 0),
+            "use mer_keras.gradcam.sequence_cams",
+        ),
+        (
+            lambda m, c: sequence_cams(m, random_frames(1), ["conv2_1_out"], 0),
+            "use mer_keras.gradcam.gradcam",
+        ),
+        (
+            lambda m, c: layer_sweep(c, [fake_sample(random_frames(4))], ["conv2_1_out"], method="gradcam++"),
+            "per-frame Grad-CAM only",
+        ),
+    ],
+)
 def test_bad_input_is_refused_with_a_clear_message(call, error):
     with pytest.raises(ValueError, match=error):
         call(exported_like("frame"), exported_like("lstm", n=4))
 
 
-@pytest.mark.parametrize("cam, mask, expected", [
-    (REGION_MASK * 2.0, REGION_MASK, 1.0),
-    (np.ones((SIZE, SIZE)), REGION_MASK, 64 / 1024),
-    (REGION_MASK * 1.0, ~REGION_MASK, 0.0),
-    (np.zeros((SIZE, SIZE)), REGION_MASK, np.nan),
-    (np.ones((SIZE, SIZE)), np.zeros((SIZE, SIZE), bool), np.nan),
-])
+@pytest.mark.parametrize(
+    "cam, mask, expected",
+    [
+        (REGION_MASK * 2.0, REGION_MASK, 1.0),
+        (np.ones((SIZE, SIZE)), REGION_MASK, 64 / 1024),
+        (REGION_MASK * 1.0, ~REGION_MASK, 0.0),
+        (np.zeros((SIZE, SIZE)), REGION_MASK, np.nan),
+        (np.ones((SIZE, SIZE)), np.zeros((SIZE, SIZE), bool), np.nan),
+    ],
+)
 def test_focus_score(cam, mask, expected):
     assert focus_score(cam, mask) == pytest.approx(expected, nan_ok=True)
 
 
-@pytest.mark.parametrize("cam, mask, error", [
-    (np.ones((SIZE, SIZE)), np.ones((16, 16), bool), "same \\(H, W\\) shape"),
-    (-np.ones((SIZE, SIZE)), REGION_MASK, "ReLU"),
-])
+@pytest.mark.parametrize(
+    "cam, mask, error",
+    [
+        (np.ones((SIZE, SIZE)), np.ones((16, 16), bool), "same \\(H, W\\) shape"),
+        (-np.ones((SIZE, SIZE)), REGION_MASK, "ReLU"),
+    ],
+)
 def test_focus_score_refuses(cam, mask, error):
     with pytest.raises(ValueError, match=error):
         focus_score(cam, mask)
@@ -208,13 +230,16 @@ def test_layer_score_averages_defined_frames_only():
     assert layer_score(cams, [REGION_MASK]) == (pytest.approx((1.0 + 64 / 1024) / 2), 2)
 
 
-@pytest.mark.parametrize("scores, expected", [
-    ({"a": 0.2, "b": 0.5, "c": 0.1}, "b"),
-    ({"a": 0.5, "b": 0.5, "c": 0.1}, "b"),  # tie: the later layer
-    ({"a": 0.5000001, "b": 0.5}, "b"),  # equal to 6 decimals
-    ({"a": 0.3, "b": float("nan"), "c": None}, "a"),
-    ({"a": float("nan")}, ValueError),
-])
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ({"a": 0.2, "b": 0.5, "c": 0.1}, "b"),
+        ({"a": 0.5, "b": 0.5, "c": 0.1}, "b"),  # tie: the later layer
+        ({"a": 0.5000001, "b": 0.5}, "b"),  # equal to 6 decimals
+        ({"a": 0.3, "b": float("nan"), "c": None}, "a"),
+        ({"a": float("nan")}, ValueError),
+    ],
+)
 def test_choose_layer(scores, expected):
     if expected is ValueError:
         with pytest.raises(ValueError, match="No layer has a defined focus score"):
@@ -223,10 +248,13 @@ def test_choose_layer(scores, expected):
         assert choose_layer(scores) == expected
 
 
-@pytest.mark.parametrize("face_box, inside, outside", [
-    ((0.0, 0.0, 1.0, 1.0), [(10, 16), (17, 16), (25, 16)], [(2, 16), (16, 1), (31, 16)]),  # (row, col)
-    ((0.5, 0.0, 1.0, 1.0), [(10, 24)], [(10, 8), (25, 10)]),  # face on the right half
-])
+@pytest.mark.parametrize(
+    "face_box, inside, outside",
+    [
+        ((0.0, 0.0, 1.0, 1.0), [(10, 16), (17, 16), (25, 16)], [(2, 16), (16, 1), (31, 16)]),  # (row, col)
+        ((0.5, 0.0, 1.0, 1.0), [(10, 24)], [(10, 8), (25, 10)]),  # face on the right half
+    ],
+)
 def test_face_layout_mask(face_box, inside, outside):
     mask = face_layout_mask((SIZE, SIZE), face_box)
     assert all(mask[r, c] for r, c in inside) and not any(mask[r, c] for r, c in outside)
@@ -237,4 +265,3 @@ def test_face_layout_mask(face_box, inside, outside):
 def test_face_layout_mask_refuses_bad_boxes(face_box):
     with pytest.raises(ValueError, match="face_box"):
         face_layout_mask((SIZE, SIZE), face_box)
-

@@ -19,16 +19,29 @@ from mer_keras.gradcam import (
 
 SIZE = 32
 CLASSES = ["negative", "positive", "surprise", "non_micro"]
-TINY = ["--backbone", "tiny", "--image-size", "32", "--folds", "2", "--epochs", "1", "--batch-size", "16",
-        "--verbose", "0"]
+TINY = [
+    "--backbone",
+    "tiny",
+    "--image-size",
+    "32",
+    "--folds",
+    "2",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--verbose",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny_smic(tmp_path_factory):
     from mer_keras.datasets.synthetic import make_synthetic_smic
 
-    return make_synthetic_smic(tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32,
-                               clips_scale=0.4, progress=False)
+    return make_synthetic_smic(
+        tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32, clips_scale=0.4, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +83,13 @@ def test_face_layout_covers_the_synthetic_moving_regions(clips):
     assert inside > 2 * layout.mean()  # the proxy finds the moving regions far above its own area share
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"per_class": 0}, "per_class"),
-    ({"classes": ["anger"]}, "No clip has a label in \\['anger'\\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"per_class": 0}, "per_class"),
+        ({"classes": ["anger"]}, "No clip has a label in \\['anger'\\]"),
+    ],
+)
 def test_sample_frames_refuses(clips, kwargs, error):
     with pytest.raises(ValueError, match=error):
         sample_frames(clips, kwargs.pop("classes", CLASSES), SIZE, **kwargs)
@@ -136,17 +152,39 @@ def test_gradcam_command_options(exp1_run, tmp_path):
     from experiments.gradcam import main
 
     out = tmp_path / "pp"
-    assert main(["--run", str(exp1_run), "--method", "gradcam++", "--layers", "conv3_1_out,conv4_1_out",
-                 "--per-class", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--run",
+                str(exp1_run),
+                "--method",
+                "gradcam++",
+                "--layers",
+                "conv3_1_out,conv4_1_out",
+                "--per-class",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     focus = json.loads((out / "focus.json").read_text())
     assert list(focus["layers"]) == ["conv3_1_out", "conv4_1_out"] and focus["method"] == "gradcam++"
     assert len(focus["samples"]) == len(CLASSES) and (out / "before_after.png").is_file()
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda d: None, FileNotFoundError, "no config.json"),
-    (lambda d: (d / "config.json").write_text("{}"), ValueError, "written by another version of mer_keras"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda d: None, FileNotFoundError, "no config.json"),
+        (
+            lambda d: (d / "config.json").write_text("{}"),
+            ValueError,
+            "written by another version of mer_keras",
+        ),
+    ],
+)
 def test_gradcam_command_refuses_unfinished_or_old_runs(tmp_path, make, error, match):
     from experiments.gradcam import main
 
@@ -169,8 +207,12 @@ def test_gradcam_of_a_clip_run_gives_per_frame_maps(tiny_smic, tmp_path):
     from mer_keras.experiment import run_experiment
     from mer_keras.gradcam.run import gradcam_run
 
-    run_experiment(parse_config("exp2", ["--data", str(tiny_smic), "--out", str(tmp_path), *TINY,
-                                         "--lstm-units", "8,8,8", "--n", "5"])[0])
+    run_experiment(
+        parse_config(
+            "exp2",
+            ["--data", str(tiny_smic), "--out", str(tmp_path), *TINY, "--lstm-units", "8,8,8", "--n", "5"],
+        )[0]
+    )
     focus = gradcam_run(tmp_path, per_class=1, layers=["conv2_1_out", "conv3_1_out"])
     assert list(focus["layers"]) == ["conv2_1_out", "conv3_1_out"]
     assert focus["before"]["run_frozen_layers"]["same"]

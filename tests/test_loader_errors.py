@@ -8,6 +8,13 @@ import shutil
 
 import openpyxl
 import pytest
+
+from mer_keras.config import DataConfig
+from mer_keras.dataset_plan import load_clips
+from mer_keras.datasets import DatasetError, detect_dataset, load_casme2, load_dataset, load_samm, load_smic
+from mer_keras.datasets.frames import FrameReadError, frame_number, read_frame
+from mer_keras.datasets.megc2019 import route_sheets
+
 from conftest import build_smic, write_frames
 from sheet_fixtures import (
     CASME2_ROWS,
@@ -19,12 +26,6 @@ from sheet_fixtures import (
     casme2_cells,
     write_sheet,
 )
-
-from mer_keras.config import DataConfig
-from mer_keras.dataset_plan import load_clips
-from mer_keras.datasets import DatasetError, detect_dataset, load_casme2, load_dataset, load_samm, load_smic
-from mer_keras.datasets.frames import FrameReadError, frame_number, read_frame
-from mer_keras.datasets.megc2019 import route_sheets
 
 HS = ("SMIC_all_raw", "HS")
 
@@ -52,6 +53,7 @@ def _link(target, link):
 
 
 # ---- item 1: a clip folder holding a subfolder with images ---------------------------------------
+
 
 def smic_non_micro_nested(tmp_path):
     root, hs = _smic(tmp_path)
@@ -96,6 +98,7 @@ def smic_two_clips_one_name(tmp_path):
 
 
 # ---- item 2: broken symbolic links ---------------------------------------------------------------
+
 
 def smic_broken_frame(tmp_path):
     root, hs = _smic(tmp_path)
@@ -147,6 +150,7 @@ def casme2_broken_sheet(tmp_path):
 
 # ---- item 3: two folders for one subject number --------------------------------------------------
 
+
 def smic_s1_and_s01(tmp_path):
     root, hs = _smic(tmp_path)
     write_frames(hs / "s01" / "micro" / "negative" / "s1_ne_09", range(1, 12))
@@ -167,6 +171,7 @@ def samm_6_and_006(tmp_path):
 
 # ---- item 4: several layouts under --dataset auto ------------------------------------------------
 
+
 def auto_with_smic_and_casme2(tmp_path):
     root = tmp_path / "both"
     build_smic(root)
@@ -181,6 +186,7 @@ def auto_with_all_three(tmp_path):
 
 
 # ---- item 5: sheets ------------------------------------------------------------------------------
+
 
 def casme2_two_sheets(tmp_path):
     root, _ = _casme2(tmp_path)
@@ -213,6 +219,7 @@ def megc2019_two_casme2_sheets(tmp_path):
 
 # ---- item 9: a file where the dataset folder should be -------------------------------------------
 
+
 def _a_file(tmp_path):
     path = tmp_path / "SMIC_all_raw.zip"
     path.write_bytes(b"PK\x03\x04")
@@ -241,68 +248,137 @@ def run_data_on_a_file(tmp_path):
 
 CASES = [
     # (build the tree, return the load; exception; message pattern, where "{tmp}" is the test's tmp_path)
-    (smic_non_micro_nested, DatasetError,
-     r"{tmp}/smic/SMIC_all_raw/HS/s1/non_micro/s1_nm_01: clip folder holds image files and also a subfolder "
-     r"with images \({tmp}/smic/SMIC_all_raw/HS/s1/non_micro/s1_nm_01/extra, e\.g\. image1\.bmp\)"),
-    (smic_micro_nested, DatasetError,
-     r"s2_sur_01: clip folder holds image files and also a subfolder with images \(.*/s2_sur_01/deeper, "
-     r"e\.g\. image7\.bmp\)"),
-    (casme2_nested, DatasetError,
-     r"CASME2-coding-20140508\.xlsx row 2: clip sub01/EP02_01f: .*/sub01/EP02_01f: clip folder holds image "
-     r"files and also a subfolder with images \(.*/EP02_01f/EP02_01f_copy"),
-    (casme2_only_subfolders, DatasetError,
-     r"clip sub02/EP08_03: .*/sub02/EP08_03: clip folder holds no image files, only subfolders with images "
-     r"\(.*/EP08_03/frames"),
-    (samm_nested, DatasetError,
-     r"clip 007/007_6_1: .*/SAMM/007/007_6_1: clip folder holds image files and also a subfolder with images "
-     r"\(.*/007_6_1/thumbs"),
-    (smic_two_clips_one_name, DatasetError,
-     r"{tmp}/smic/SMIC_all_raw/HS/s11/non_micro/take1/s11_nm_01 and .*/non_micro/take2/s11_nm_01: two clip "
-     r"folders named 's11_nm_01' in subject s11"),
-    (smic_broken_frame, DatasetError,
-     r"{tmp}/smic/.*/s1_ne_01/image1006\.bmp: broken symbolic link to /nonexistent/disk/image1006\.bmp"),
-    (smic_broken_clip_folder, DatasetError,
-     r"{tmp}/smic/.*/micro/negative/s1_ne_02: broken symbolic link to /mnt/unmounted/s1_ne_02"),
-    (smic_broken_non_micro_folder, DatasetError,
-     r"{tmp}/smic/.*/s11/non_micro: broken symbolic link to /mnt/unmounted/non_micro"),
-    (smic_broken_subject_folder, DatasetError,
-     r"{tmp}/smic/.*/HS/s4: broken symbolic link to /mnt/unmounted/s4"),
-    (casme2_broken_clip_folder, DatasetError,
-     r"{tmp}/casme2/CASME2-RAW/sub11/EP13_02: broken symbolic link to /mnt/unmounted/EP13_02"),
-    (casme2_broken_subject_folder, DatasetError,
-     r"{tmp}/casme2/CASME2-RAW/sub05: broken symbolic link to /mnt/unmounted/sub05"),
+    (
+        smic_non_micro_nested,
+        DatasetError,
+        r"{tmp}/smic/SMIC_all_raw/HS/s1/non_micro/s1_nm_01: clip folder holds image files and also a subfolder "
+        r"with images \({tmp}/smic/SMIC_all_raw/HS/s1/non_micro/s1_nm_01/extra, e\.g\. image1\.bmp\)",
+    ),
+    (
+        smic_micro_nested,
+        DatasetError,
+        r"s2_sur_01: clip folder holds image files and also a subfolder with images \(.*/s2_sur_01/deeper, "
+        r"e\.g\. image7\.bmp\)",
+    ),
+    (
+        casme2_nested,
+        DatasetError,
+        r"CASME2-coding-20140508\.xlsx row 2: clip sub01/EP02_01f: .*/sub01/EP02_01f: clip folder holds image "
+        r"files and also a subfolder with images \(.*/EP02_01f/EP02_01f_copy",
+    ),
+    (
+        casme2_only_subfolders,
+        DatasetError,
+        r"clip sub02/EP08_03: .*/sub02/EP08_03: clip folder holds no image files, only subfolders with images "
+        r"\(.*/EP08_03/frames",
+    ),
+    (
+        samm_nested,
+        DatasetError,
+        r"clip 007/007_6_1: .*/SAMM/007/007_6_1: clip folder holds image files and also a subfolder with images "
+        r"\(.*/007_6_1/thumbs",
+    ),
+    (
+        smic_two_clips_one_name,
+        DatasetError,
+        r"{tmp}/smic/SMIC_all_raw/HS/s11/non_micro/take1/s11_nm_01 and .*/non_micro/take2/s11_nm_01: two clip "
+        r"folders named 's11_nm_01' in subject s11",
+    ),
+    (
+        smic_broken_frame,
+        DatasetError,
+        r"{tmp}/smic/.*/s1_ne_01/image1006\.bmp: broken symbolic link to /nonexistent/disk/image1006\.bmp",
+    ),
+    (
+        smic_broken_clip_folder,
+        DatasetError,
+        r"{tmp}/smic/.*/micro/negative/s1_ne_02: broken symbolic link to /mnt/unmounted/s1_ne_02",
+    ),
+    (
+        smic_broken_non_micro_folder,
+        DatasetError,
+        r"{tmp}/smic/.*/s11/non_micro: broken symbolic link to /mnt/unmounted/non_micro",
+    ),
+    (
+        smic_broken_subject_folder,
+        DatasetError,
+        r"{tmp}/smic/.*/HS/s4: broken symbolic link to /mnt/unmounted/s4",
+    ),
+    (
+        casme2_broken_clip_folder,
+        DatasetError,
+        r"{tmp}/casme2/CASME2-RAW/sub11/EP13_02: broken symbolic link to /mnt/unmounted/EP13_02",
+    ),
+    (
+        casme2_broken_subject_folder,
+        DatasetError,
+        r"{tmp}/casme2/CASME2-RAW/sub05: broken symbolic link to /mnt/unmounted/sub05",
+    ),
     (samm_broken_frame, DatasetError, r"011_2_1/011_00042\.jpg: broken symbolic link to /nonexistent/disk/"),
-    (casme2_broken_sheet, DatasetError,
-     r"{tmp}/casme2/CASME2-coding-20140508\.xlsx: broken symbolic link to /mnt/unmounted/"),
-    (smic_s1_and_s01, DatasetError,
-     r"{tmp}/smic/SMIC_all_raw/HS: folders 's01' and 's1' are both subject 1; merge them or remove one\. "
-     r"Received: {tmp}/smic/SMIC_all_raw/HS/s01 and {tmp}/smic/SMIC_all_raw/HS/s1"),
-    (casme2_sub1_and_sub01, DatasetError,
-     r"CASME2-RAW: folders 'sub01' and 'sub1' are both subject 1; .*Received: {tmp}/casme2/CASME2-RAW/sub01 "
-     r"and {tmp}/casme2/CASME2-RAW/sub1"),
-    (samm_6_and_006, DatasetError,
-     r"SAMM: folders '006' and '6' are both subject 6; .*Received: {tmp}/samm/SAMM/006 and "
-     r"{tmp}/samm/SAMM/6"),
-    (auto_with_smic_and_casme2, DatasetError,
-     r"{tmp}/both: holds the layouts of several datasets \(smic, casme2\); pass --dataset NAME \(dataset= in "
-     r"Python\) to choose which one to read\.$"),
-    (auto_with_all_three, DatasetError,
-     r"several datasets \(smic, casme2, samm\); pass --dataset NAME .*; megc2019 or megc2019-mapping reads "
-     r"SMIC, CASME II and SAMM side by side"),
-    (casme2_two_sheets, DatasetError,
-     r"{tmp}/casme2: several sheets match 'CASME2-coding-\*\.xlsx' \(CASME2-coding-20140508\.xlsx, "
-     r"CASME2-coding-20190701\.xlsx\); pass --sheet PATH \(sheet= in Python\) to choose one"),
-    (casme2_table_on_second_tab, DatasetError,
-     r"{tmp}/casme2/CASME2-coding-20140508\.xlsx: no header row naming 'Subject' and 'Filename' in the first "
-     r"100 rows of its first worksheet tab 'Read me'; only the first tab is read \(tabs found: 'Read me', "
-     r"'Codes'\)"),
-    (smic_given_a_sheet, ValueError,
-     r"--sheet \(sheet=\) names a coding sheet, and smic reads none .*Received: --sheet {tmp}/CASME2-coding"),
-    (megc2019_sheet_with_another_name, DatasetError,
-     r"{tmp}/codes\.xlsx: not a coding sheet name this run reads \(expected 'CASME2-coding-\*\.xlsx' "
-     r"\(casme2\) or 'SAMM_Micro_FACS_Codes\*\.xlsx' \(samm\)\)"),
-    (megc2019_two_casme2_sheets, DatasetError,
-     r"CASME2-coding-1\.xlsx and .*CASME2-coding-2\.xlsx: two casme2 "),
+    (
+        casme2_broken_sheet,
+        DatasetError,
+        r"{tmp}/casme2/CASME2-coding-20140508\.xlsx: broken symbolic link to /mnt/unmounted/",
+    ),
+    (
+        smic_s1_and_s01,
+        DatasetError,
+        r"{tmp}/smic/SMIC_all_raw/HS: folders 's01' and 's1' are both subject 1; merge them or remove one\. "
+        r"Received: {tmp}/smic/SMIC_all_raw/HS/s01 and {tmp}/smic/SMIC_all_raw/HS/s1",
+    ),
+    (
+        casme2_sub1_and_sub01,
+        DatasetError,
+        r"CASME2-RAW: folders 'sub01' and 'sub1' are both subject 1; .*Received: {tmp}/casme2/CASME2-RAW/sub01 "
+        r"and {tmp}/casme2/CASME2-RAW/sub1",
+    ),
+    (
+        samm_6_and_006,
+        DatasetError,
+        r"SAMM: folders '006' and '6' are both subject 6; .*Received: {tmp}/samm/SAMM/006 and "
+        r"{tmp}/samm/SAMM/6",
+    ),
+    (
+        auto_with_smic_and_casme2,
+        DatasetError,
+        r"{tmp}/both: holds the layouts of several datasets \(smic, casme2\); pass --dataset NAME \(dataset= in "
+        r"Python\) to choose which one to read\.$",
+    ),
+    (
+        auto_with_all_three,
+        DatasetError,
+        r"several datasets \(smic, casme2, samm\); pass --dataset NAME .*; megc2019 or megc2019-mapping reads "
+        r"SMIC, CASME II and SAMM side by side",
+    ),
+    (
+        casme2_two_sheets,
+        DatasetError,
+        r"{tmp}/casme2: several sheets match 'CASME2-coding-\*\.xlsx' \(CASME2-coding-20140508\.xlsx, "
+        r"CASME2-coding-20190701\.xlsx\); pass --sheet PATH \(sheet= in Python\) to choose one",
+    ),
+    (
+        casme2_table_on_second_tab,
+        DatasetError,
+        r"{tmp}/casme2/CASME2-coding-20140508\.xlsx: no header row naming 'Subject' and 'Filename' in the first "
+        r"100 rows of its first worksheet tab 'Read me'; only the first tab is read \(tabs found: 'Read me', "
+        r"'Codes'\)",
+    ),
+    (
+        smic_given_a_sheet,
+        ValueError,
+        r"--sheet \(sheet=\) names a coding sheet, and smic reads none .*Received: --sheet {tmp}/CASME2-coding",
+    ),
+    (
+        megc2019_sheet_with_another_name,
+        DatasetError,
+        r"{tmp}/codes\.xlsx: not a coding sheet name this run reads \(expected 'CASME2-coding-\*\.xlsx' "
+        r"\(casme2\) or 'SAMM_Micro_FACS_Codes\*\.xlsx' \(samm\)\)",
+    ),
+    (
+        megc2019_two_casme2_sheets,
+        DatasetError,
+        r"CASME2-coding-1\.xlsx and .*CASME2-coding-2\.xlsx: two casme2 ",
+    ),
     (auto_on_a_file, DatasetError, r"{tmp}/SMIC_all_raw\.zip: is a file, not a dataset folder"),
     (smic_on_a_file, DatasetError, r"{tmp}/SMIC_all_raw\.zip: is a file, not a dataset folder"),
     (casme2_on_a_file, DatasetError, r"{tmp}/SMIC_all_raw\.zip: is a file, not a dataset folder"),
@@ -355,8 +431,11 @@ def test_unpadded_subject_folders_are_read_by_number(tmp_path):
 def test_sheet_chooses_between_two_matching_sheets(tmp_path):
     root, _ = _casme2(tmp_path)
     newer = root / "CASME2-coding-20190701.xlsx"
-    write_sheet(newer, ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"],
-                [[c for i, c in enumerate(casme2_cells(CASME2_ROWS[0])) if i not in (2, 6, 7)]])
+    write_sheet(
+        newer,
+        ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"],
+        [[c for i, c in enumerate(casme2_cells(CASME2_ROWS[0])) if i not in (2, 6, 7)]],
+    )
     assert [c.clip_id for c in load_dataset(root, "casme2", sheet=newer)] == ["EP02_01f"]
     assert len(load_dataset(root, "auto", sheet=root / CASME2_SHEET)) == 6
     samm_root = build_samm(tmp_path / "samm")
@@ -393,5 +472,6 @@ def test_the_experiments_have_a_sheet_option(experiment):
     parser = build_parser(experiment)
     assert parser.parse_args([]).sheet is None
     assert parser.parse_args(["--sheet", "/data/CASME2-coding-20190701.xlsx"]).sheet == (
-        "/data/CASME2-coding-20190701.xlsx")
+        "/data/CASME2-coding-20190701.xlsx"
+    )
     assert "--sheet PATH" in parser.format_help()

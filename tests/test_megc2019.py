@@ -30,13 +30,13 @@ EXPECTED = {
     "smic/smic_s2/s2_sur_01": "surprise",
     "smic/smic_s11/s11_po_01": "positive",
     "smic/smic_s11/s11_sur_01": "surprise",
-    "casme2/casme2_sub01/EP02_01f": "positive",    # happiness
-    "casme2/casme2_sub01/EP03_02": "negative",     # disgust
-    "casme2/casme2_sub02/EP01_11f": "negative",    # repression
+    "casme2/casme2_sub01/EP02_01f": "positive",  # happiness
+    "casme2/casme2_sub01/EP03_02": "negative",  # disgust
+    "casme2/casme2_sub02/EP01_11f": "negative",  # repression
     "casme2/casme2_sub11/EP13_02": "surprise",
-    "samm/samm_006/006_1_2": "negative",           # anger
-    "samm/samm_006/006_1_5": "negative",           # contempt
-    "samm/samm_007/007_6_1": "positive",           # happiness
+    "samm/samm_006/006_1_2": "negative",  # anger
+    "samm/samm_006/006_1_5": "negative",  # contempt
+    "samm/samm_007/007_6_1": "positive",  # happiness
     "samm/samm_011/011_2_1": "surprise",
 }
 DROPPED = [  # (source clip key, original label); SMIC non-micro clips are never loaded
@@ -50,8 +50,11 @@ NOT_LISTED = {  # mapped clips the official list does not have
     "casme2/sub01/EP03_02": "labelled 'disgust' (negative), not in the official MEGC2019 list: dropped",
     "casme2/sub11/EP13_02": "labelled 'surprise' (surprise), not in the official MEGC2019 list: dropped",
 }
-OFFICIAL = {key: label for key, label in EXPECTED.items()
-            if key.replace("smic_", "").replace("casme2_", "").replace("samm_", "") not in NOT_LISTED}
+OFFICIAL = {
+    key: label
+    for key, label in EXPECTED.items()
+    if key.replace("smic_", "").replace("casme2_", "").replace("samm_", "") not in NOT_LISTED
+}
 OFFICIAL["samm/samm_011/011_2_1"] = "negative"  # the fabricated sheet says surprise; the list wins
 
 
@@ -82,12 +85,12 @@ def test_mapped_composite_labels_subjects_and_drops(roots, caplog):
         "MEGC2019: dropped 1 samm clips outside the 3 classes (other 1)",
     ]
     # the sources' own patched rows are in the same report
-    assert ("006/006_1_5", "Apex Frame is '/': apex left unset") in [
-        (r["clip"], r["issue"]) for r in report]
+    assert ("006/006_1_5", "Apex Frame is '/': apex left unset") in [(r["clip"], r["issue"]) for r in report]
 
 
-@pytest.mark.parametrize("loader", [load_megc2019_mapped, partial(load_megc2019, missing="warn")],
-                         ids=["mapped", "official"])
+@pytest.mark.parametrize(
+    "loader", [load_megc2019_mapped, partial(load_megc2019, missing="warn")], ids=["mapped", "official"]
+)
 def test_coded_frames_survive_relabelling(roots, loader):
     clips = {c.key: c for c in loader(*roots, frames="all")}
     clip = clips["casme2/casme2_sub01/EP02_01f"]
@@ -106,8 +109,10 @@ def test_subjects_never_collide_across_sources(roots):
 
 
 def test_mapping_matches_design_and_the_loaders_labels():
-    negatives = {source: {label for label, composite in mapping.items() if composite == "negative"}
-                 for source, mapping in MEGC2019_MAPPING.items()}
+    negatives = {
+        source: {label for label, composite in mapping.items() if composite == "negative"}
+        for source, mapping in MEGC2019_MAPPING.items()
+    }
     assert negatives == {
         "smic": {"negative"},
         "casme2": {"disgust", "repression"},
@@ -135,7 +140,10 @@ def test_one_folder_side_by_side_and_describe(side_by_side, capsys):
     assert summary["datasets"] == ["casme2", "samm", "smic"]
     assert (summary["clips"], summary["subjects"]) == (14, 9)
     assert {k: v["clips"] for k, v in summary["classes"].items()} == {
-        "negative": 6, "positive": 4, "surprise": 4}
+        "negative": 6,
+        "positive": 4,
+        "surprise": 4,
+    }
 
 
 @pytest.mark.parametrize("loader", [load_megc2019_mapped_folder, load_megc2019_folder])
@@ -160,12 +168,16 @@ def test_invalid_arguments(roots, loader):
 
 
 def test_invalid_missing_option(roots):
-    with pytest.raises(ValueError, match=r"`missing` must be one of \('error', 'warn'\)\. "
-                                         r"Received: missing='skip'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`missing` must be one of \('error', 'warn'\)\. "
+        r"Received: missing='skip'",
+    ):
         load_megc2019(*roots, missing="skip")
 
 
 # ---- the official list on the fabricated sources -------------------------------------------------
+
 
 def test_official_selection_keeps_listed_clips_with_the_lists_class(roots, caplog):
     report = []
@@ -173,25 +185,36 @@ def test_official_selection_keeps_listed_clips_with_the_lists_class(roots, caplo
         clips = load_megc2019(*roots, report=report, missing="warn")
     assert {c.key: c.label for c in clips} == OFFICIAL
     assert [c.dataset for c in clips] == ["smic"] * 5 + ["casme2"] * 2 + ["samm"] * 4
-    differs = {"sheet": "megc2019_composite_442.csv", "row": 339, "clip": "samm/011/011_2_1",
-               "issue": "the source labels it 'surprise' (surprise), the official list 'negative': "
-                        "the list's class is used"}
+    differs = {
+        "sheet": "megc2019_composite_442.csv",
+        "row": 339,
+        "clip": "samm/011/011_2_1",
+        "issue": "the source labels it 'surprise' (surprise), the official list 'negative': "
+        "the list's class is used",
+    }
     assert differs in report
     assert {r["clip"]: r["issue"] for r in report if "not in the official" in r["issue"]} == NOT_LISTED
     absent = [r for r in report if r["issue"].endswith("but not on disk: left out")]
     assert len(absent) == 442 - 11
-    assert absent[0] == {"sheet": "megc2019_composite_442.csv", "row": 148, "clip": "smic/s1/s1_ne_02",
-                         "issue": "listed (negative) but not on disk: left out"}
-    assert ("MEGC2019 (official list): smic 5, casme2 2, samm 4; dropped smic 1, casme2 4, samm 1 clips "
-            "the list leaves out; 431 listed clips not on disk") in caplog.messages
+    assert absent[0] == {
+        "sheet": "megc2019_composite_442.csv",
+        "row": 148,
+        "clip": "smic/s1/s1_ne_02",
+        "issue": "listed (negative) but not on disk: left out",
+    }
+    assert (
+        "MEGC2019 (official list): smic 5, casme2 2, samm 4; dropped smic 1, casme2 4, samm 1 clips "
+        "the list leaves out; 431 listed clips not on disk"
+    ) in caplog.messages
 
 
 def test_official_list_clips_missing_on_disk_are_an_error(roots):
     with pytest.raises(DatasetError) as error:
         load_megc2019(*roots)
     message = str(error.value)
-    assert message.startswith("431 clip(s) of the official MEGC2019 list (megc2019_composite_442.csv) are "
-                              "not on disk (SMIC ")
+    assert message.startswith(
+        "431 clip(s) of the official MEGC2019 list (megc2019_composite_442.csv) are not on disk (SMIC "
+    )
     assert ": smic/s1/s1_ne_02, smic/s1/s1_ne_03, " in message
     assert message.endswith(" and 411 more. Pass missing='warn' to load the others and report these.")
 
@@ -199,13 +222,17 @@ def test_official_list_clips_missing_on_disk_are_an_error(roots):
 def test_check_on_fabricated_copy_lists_differences_and_exits_1(side_by_side, capsys):
     assert main(["describe", str(side_by_side), "--check", "megc2019"]) == 1
     out = capsys.readouterr().out
-    assert ("  class differs  samm/011/011_2_1: listed as negative (line 339), the copy labels it "
-            "'surprise' (surprise)") in out
+    assert (
+        "  class differs  samm/011/011_2_1: listed as negative (line 339), the copy labels it "
+        "'surprise' (surprise)"
+    ) in out
     assert "  missing        smic/s1/s1_ne_02: listed as negative (line 148), not on disk" in out
     assert "differences from the official list: 432" in out
     assert "total clips       442     11    NO" in out
-    assert "CASME II coding sheet of 2014-05-08 (first release), by its file name; its sha256 is not " \
-           "known here" in out
+    assert (
+        "CASME II coding sheet of 2014-05-08 (first release), by its file name; its sha256 is not "
+        "known here" in out
+    )
     assert "unknown version (sha256 matches no samm sheet known here)" in out
     assert "  extra          casme2/sub11/EP13_02: labelled 'surprise' (surprise)" in out
     assert out.rstrip().endswith("result: the copy differs from the official list (432 clip(s))")
@@ -217,6 +244,12 @@ def test_check_json_on_fabricated_copy(side_by_side, capsys):
     assert check["equal"] is False
     assert check["classes"]["surprise"] == {"official": 15, "found": 1}
     assert check["subjects"]["011"]["negative"] == {"official": 13, "found": 0}
-    assert check["differences"][0] == {"clip": "samm/011/011_2_1", "issue": "class differs", "list_line": 339,
-                                       "official": "negative", "coded": "surprise", "found": "surprise"}
+    assert check["differences"][0] == {
+        "clip": "samm/011/011_2_1",
+        "issue": "class differs",
+        "list_line": 339,
+        "official": "negative",
+        "coded": "surprise",
+        "found": "surprise",
+    }
     assert sum(d["issue"] == "missing" for d in check["differences"]) == 133 - 4

@@ -14,9 +14,15 @@ def summarize_predictions(folds, classes):
 
     import pandas as pd
 
-    results = [SimpleNamespace(predictions=pd.DataFrame({"clip": [f"{i}/{j}" for j in range(len(t))], "true": t,
-                                                         "predicted": p}),
-                               metrics=clip_metrics(t, p, classes)) for i, (t, p) in enumerate(folds)]
+    results = [
+        SimpleNamespace(
+            predictions=pd.DataFrame(
+                {"clip": [f"{i}/{j}" for j in range(len(t))], "true": t, "predicted": p}
+            ),
+            metrics=clip_metrics(t, p, classes),
+        )
+        for i, (t, p) in enumerate(folds)
+    ]
     return summarize(results, classes)
 
 
@@ -39,7 +45,7 @@ def test_pooled_metrics_equal_sklearn_on_random_predictions():
     classes = ["negative", "positive", "surprise", "non_micro"]
     y_true = rng.choice(classes, 200).tolist()
     y_pred = [t if rng.random() < 0.4 else rng.choice(classes).item() for t in y_true]
-    folds = [(y_true[i:i + 40], y_pred[i:i + 40]) for i in range(0, 200, 40)]
+    folds = [(y_true[i : i + 40], y_pred[i : i + 40]) for i in range(0, 200, 40)]
     summary = summarize_predictions(folds, classes)
     assert summary["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
     assert summary["uf1"] == pytest.approx(f1_score(y_true, y_pred, labels=classes, average="macro"))
@@ -69,8 +75,9 @@ def test_absent_class_is_undefined_not_zero():
     assert m["per_class"]["b"] == {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0}
     assert m["uf1"] == pytest.approx(1 / 3)
     assert m["uar"] == pytest.approx(0.5)
-    assert m["uf1"] == pytest.approx(f1_score(["a", "a"], ["a", "b"], labels=ABC, average="macro",
-                                              zero_division=np.nan))
+    assert m["uf1"] == pytest.approx(
+        f1_score(["a", "a"], ["a", "b"], labels=ABC, average="macro", zero_division=np.nan)
+    )
 
 
 def test_integer_and_numpy_labels():
@@ -115,8 +122,11 @@ def test_summarize_folds_keeps_pooled_and_folds():
         ([], {"accuracy": 1, "uf1": 1, "uar": 1}, r"Received: \[\]"),
         ([{"accuracy": 1, "uf1": 1}], {"accuracy": 1, "uf1": 1, "uar": 1}, r"fold 0 scores lack \['uar'\]"),
         ([{"accuracy": 1, "uf1": 1, "uar": 1}], {"accuracy": 1}, "pooled scores lack"),
-        ([{"accuracy": 1, "uf1": 1, "uar": 1, "n": 3}], {"accuracy": 1, "uf1": 1, "uar": 1, "n": 4},
-         "Received: pooled n=4, folds' n sum to 3"),
+        (
+            [{"accuracy": 1, "uf1": 1, "uar": 1, "n": 3}],
+            {"accuracy": 1, "uf1": 1, "uar": 1, "n": 4},
+            "Received: pooled n=4, folds' n sum to 3",
+        ),
     ],
 )
 def test_summarize_folds_errors(per_fold, pooled, match):

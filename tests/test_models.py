@@ -36,8 +36,11 @@ def test_heads_have_the_papers_layers(spec, frame_shape, n, head_layers):
     head = build_head(spec, 4, frame_shape, n)
     for name in head_layers:
         head.get_layer(name)
-    cells = {type(layer.forward_layer if hasattr(layer, "forward_layer") else layer).__name__
-             for layer in head.layers if "lstm" in layer.name or "gru" in layer.name}
+    cells = {
+        type(layer.forward_layer if hasattr(layer, "forward_layer") else layer).__name__
+        for layer in head.layers
+        if "lstm" in layer.name or "gru" in layer.name
+    }
     assert cells <= {"LSTM" if spec.rnn == "lstm" else "GRU"}
     x = np.ones((3, *(() if n is None else (n,)), *frame_shape), np.float32)
     probs = np.asarray(head(x))
@@ -75,7 +78,10 @@ def test_head_spec_errors(spec, match):
     [
         ((HeadSpec("lstm"), 3, (4,)), "Received: n=None"),
         ((HeadSpec("frame"), 1, (4,)), "Received: num_classes=1"),
-        ((HeadSpec("lstm", clip_features="motion"), 3, (16,), 5), r"needs unpooled maps .* Received: input shape"),
+        (
+            (HeadSpec("lstm", clip_features="motion"), 3, (16,), 5),
+            r"needs unpooled maps .* Received: input shape",
+        ),
         ((HeadSpec("lstm", standardize=True), 3, (16,), 5), "Received: standardize_on=None"),
     ],
 )
@@ -109,8 +115,13 @@ def test_composed_models_share_the_heads_layers_and_answer_alike(encoder):
 
 def test_window_relative_features_and_standardization_adapt_on_the_training_frames(encoder):
     frames = np.random.default_rng(2).normal(3.0, 2.0, (50, 4)).astype("float32")
-    head = build_head(HeadSpec("lstm", (6, 5, 4), clip_features="relative", standardize=True), 3, (4,), 5,
-                      standardize_on=frames)
+    head = build_head(
+        HeadSpec("lstm", (6, 5, 4), clip_features="relative", standardize=True),
+        3,
+        (4,),
+        5,
+        standardize_on=frames,
+    )
     x = np.random.default_rng(3).random((2, 5, 4), np.float32)
     standardized = np.asarray(head.get_layer("feature_standardization")(x))
     np.testing.assert_allclose(standardized, (x - frames.mean(0)) / frames.std(0), rtol=1e-4, atol=1e-4)
@@ -137,8 +148,13 @@ def test_window_motion_is_the_mean_absolute_change_of_each_map_since_the_first_f
 def test_motion_features_are_standardized_with_the_motion_of_the_training_windows():
     windows = np.random.default_rng(6).normal(size=(20, 5, 3, 3, 4)).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices((windows, np.zeros((20, 3), "float32"))).batch(8)
-    head = build_head(HeadSpec("bilstm", (4,), clip_features="motion", standardize=True), 3, (3, 3, 4), 5,
-                      standardize_on=dataset)
+    head = build_head(
+        HeadSpec("bilstm", (4,), clip_features="motion", standardize=True),
+        3,
+        (3, 3, 4),
+        5,
+        standardize_on=dataset,
+    )
     motion = np.abs(windows - windows[:, :1]).mean(axis=(2, 3)).reshape(-1, 4)
     layer = head.get_layer("feature_standardization")
     variance = np.maximum(motion.var(0), 1e-3 * motion.var(0).mean())  # the floor build_head applies

@@ -58,8 +58,10 @@ def _reference_folder():
 
 REFERENCE = _reference_folder()
 needs_reference = pytest.mark.skipif(
-    REFERENCE is None, reason="the real MEGC2019 reference sheets (<repo>/../shared/reference/megc2019) "
-                              "are absent: they are not part of the repository")
+    REFERENCE is None,
+    reason="the real MEGC2019 reference sheets (<repo>/../shared/reference/megc2019) "
+    "are absent: they are not part of the repository",
+)
 
 
 def _official_tuples():
@@ -68,6 +70,7 @@ def _official_tuples():
 
 
 # ---- the packaged list -------------------------------------------------------------------------
+
 
 def test_packaged_list_has_the_published_counts():
     table = read_sample_list()
@@ -106,19 +109,40 @@ def test_packaged_list_is_the_reference_list():
 
 GOOD = ["dataset,subject,clip,label", "smic,s1,s1_ne_01,negative", "casme2,sub01,EP02_01f,positive"]
 BAD_LISTS = [
-    ("missing column", ["dataset,subject,clip", "smic,s1,s1_ne_01"],
-     (r"bad\.csv line 1: no column 'label'; the sample list needs dataset, subject, clip, label\. "
-      r"Received: columns \['dataset', 'subject', 'clip'\]")),
-    ("unknown label", GOOD + ["samm,006,006_1_2,anger"],
-     (r"bad\.csv line 4: unknown label; expected one of negative, positive, surprise\. "
-      r"Received: label='anger'")),
-    ("listed twice", GOOD + ["smic,s1,s1_ne_01,positive"],
-     r"bad\.csv line 4: clip smic/s1/s1_ne_01 is listed twice \(also on line 2\)"),
-    ("unknown dataset", GOOD + ["casme,sub01,EP02_01f,positive"],
-     r"bad\.csv line 4: unknown dataset; expected one of smic, casme2, samm\. Received: dataset='casme'"),
-    ("zero-padded SMIC subject", GOOD + ["smic,s01,s1_po_01,positive"],
-     (r"bad\.csv line 4: smic subjects are written as their folders are \(s1, s2, …, not zero-padded\)\. "
-      r"Received: subject='s01'")),
+    (
+        "missing column",
+        ["dataset,subject,clip", "smic,s1,s1_ne_01"],
+        (
+            r"bad\.csv line 1: no column 'label'; the sample list needs dataset, subject, clip, label\. "
+            r"Received: columns \['dataset', 'subject', 'clip'\]"
+        ),
+    ),
+    (
+        "unknown label",
+        GOOD + ["samm,006,006_1_2,anger"],
+        (
+            r"bad\.csv line 4: unknown label; expected one of negative, positive, surprise\. "
+            r"Received: label='anger'"
+        ),
+    ),
+    (
+        "listed twice",
+        GOOD + ["smic,s1,s1_ne_01,positive"],
+        r"bad\.csv line 4: clip smic/s1/s1_ne_01 is listed twice \(also on line 2\)",
+    ),
+    (
+        "unknown dataset",
+        GOOD + ["casme,sub01,EP02_01f,positive"],
+        r"bad\.csv line 4: unknown dataset; expected one of smic, casme2, samm\. Received: dataset='casme'",
+    ),
+    (
+        "zero-padded SMIC subject",
+        GOOD + ["smic,s01,s1_po_01,positive"],
+        (
+            r"bad\.csv line 4: smic subjects are written as their folders are \(s1, s2, …, not zero-padded\)\. "
+            r"Received: subject='s01'"
+        ),
+    ),
     ("blank cell", GOOD + ["samm,006,,negative"], r"bad\.csv line 4: clip is empty"),
     ("no rows", GOOD[:1], r"bad\.csv: the sample list holds no clips"),
 ]
@@ -145,13 +169,15 @@ def test_a_good_list_file_and_a_missing_one(tmp_path):
 
 # ---- sheet versions ------------------------------------------------------------------------------
 
+
 def test_sheet_versions_by_hash_by_name_and_unknown(tmp_path):
     holder = tmp_path / "CASME2-coding-20140508.xlsx"
     holder.write_bytes(b"not the real one")
     named = identify_sheet(holder, "casme2")
     assert named["known"] == "file name"
-    assert named["version"] == ("CASME II coding sheet of 2014-05-08 (first release), by its file name; "
-                                "its sha256 is not known here")
+    assert named["version"] == (
+        "CASME II coding sheet of 2014-05-08 (first release), by its file name; its sha256 is not known here"
+    )
     assert named["sha256"] == hashlib.sha256(b"not the real one").hexdigest()
     other = tmp_path / "CASME2-coding-20190701.xlsx"
     other.write_bytes(b"edited")
@@ -171,6 +197,7 @@ def test_real_sheets_are_known_by_hash_whatever_their_name(tmp_path):
 
 # ---- a tree built from the real sheets -----------------------------------------------------------
 
+
 def _coded_rows(module, sheet):
     """(subject folder, clip, onset, apex or None, offset) of every row of a real sheet."""
     columns = module.COLUMNS
@@ -181,8 +208,15 @@ def _coded_rows(module, sheet):
         except ValueError:
             apex = None
         subject = module.subject_folder(cells[columns["subject"]])
-        rows.append((subject, str(cells[columns["filename"]]).strip(),
-                     parse_int(cells[columns["onset"]]), apex, parse_int(cells[columns["offset"]])))
+        rows.append(
+            (
+                subject,
+                str(cells[columns["filename"]]).strip(),
+                parse_int(cells[columns["onset"]]),
+                apex,
+                parse_int(cells[columns["offset"]]),
+            )
+        )
     return rows
 
 
@@ -200,8 +234,13 @@ def real_tree(tmp_path_factory):
     for name in (CASME2_REAL, SAMM_REAL):
         shutil.copy(REFERENCE / name, root / name)
     for subject, clip, onset, apex, offset in _coded_rows(casme2, root / CASME2_REAL):
-        write_frames(root / "CASME2-RAW" / subject / clip, _frames_of(onset, apex, offset),
-                     size=(8, 10), prefix="img", ext=".jpg")
+        write_frames(
+            root / "CASME2-RAW" / subject / clip,
+            _frames_of(onset, apex, offset),
+            size=(8, 10),
+            prefix="img",
+            ext=".jpg",
+        )
     for subject, clip, onset, apex, offset in _coded_rows(samm, root / SAMM_REAL):
         folder = root / "SAMM" / subject / clip
         folder.mkdir(parents=True)
@@ -210,8 +249,11 @@ def real_tree(tmp_path_factory):
     table = read_sample_list()
     for row in table[table["dataset"] == "smic"].itertuples():
         first = 100000 + 10 * row.Index
-        write_frames(root / "SMIC_all_raw" / "HS" / row.subject / "micro" / row.label / row.clip,
-                     range(first, first + 3), size=(8, 10))
+        write_frames(
+            root / "SMIC_all_raw" / "HS" / row.subject / "micro" / row.label / row.clip,
+            range(first, first + 3),
+            size=(8, 10),
+        )
     return root
 
 
@@ -246,8 +288,10 @@ def test_real_sheets_give_exactly_the_official_442(real_tree, caplog):
         for key, label in LEFT_OUT.items()
     }
     assert not [r for r in report if "official list" in r["issue"] and "class" in r["issue"]]
-    assert ("MEGC2019 (official list): smic 164, casme2 145, samm 133; dropped smic 0, casme2 110, "
-            "samm 26 clips the list leaves out") in caplog.messages
+    assert (
+        "MEGC2019 (official list): smic 164, casme2 145, samm 133; dropped smic 0, casme2 110, "
+        "samm 26 clips the list leaves out"
+    ) in caplog.messages
 
 
 def test_mapping_alone_takes_the_five_left_out_clips(real_tree):
@@ -261,12 +305,18 @@ def test_mapping_alone_takes_the_five_left_out_clips(real_tree):
 def test_check_on_the_real_tree_prints_every_count_equal(real_tree, capsys):
     assert main(["describe", str(real_tree), "--check", "megc2019"]) == 0
     out = capsys.readouterr().out
-    for line in ("negative          250    250   yes", "positive          109    109   yes",
-                 "surprise           83     83   yes", "total clips       442    442   yes",
-                 "subjects           68     68   yes"):
+    for line in (
+        "negative          250    250   yes",
+        "positive          109    109   yes",
+        "surprise           83     83   yes",
+        "total clips       442    442   yes",
+        "subjects           68     68   yes",
+    ):
         assert line in out
-    assert "sha256 6004a3ea87055ef9e6319d59b7940b337dc08e18ac785429c9b851587aa5e090: CASME II coding " \
-           "sheet of 2019-07-01 (known by sha256)" in out
+    assert (
+        "sha256 6004a3ea87055ef9e6319d59b7940b337dc08e18ac785429c9b851587aa5e090: CASME II coding "
+        "sheet of 2019-07-01 (known by sha256)" in out
+    )
     assert "differences from the official list: none" in out
     assert "not in the official list (dropped by the official loader; not a mismatch): 5" in out
     assert "  extra          casme2/sub24/EP07_01: labelled 'surprise' (surprise)" in out
@@ -283,29 +333,40 @@ def test_check_json_on_the_real_tree(real_tree, capsys):
     summary = json.loads(capsys.readouterr().out)
     check = summary["check"]
     assert summary["clips"] == 442 and check["equal"] is True and check["differences"] == []
-    assert check["classes"] == {"negative": {"official": 250, "found": 250},
-                                "positive": {"official": 109, "found": 109},
-                                "surprise": {"official": 83, "found": 83}}
-    assert check["datasets"]["casme2"] == {"clips": {"official": 145, "found": 145},
-                                           "subjects": {"official": 24, "found": 24}}
-    assert check["subjects"]["smic_s1"] == {"negative": {"official": 3, "found": 3},
-                                            "positive": {"official": 2, "found": 2},
-                                            "surprise": {"official": 1, "found": 1}}
+    assert check["classes"] == {
+        "negative": {"official": 250, "found": 250},
+        "positive": {"official": 109, "found": 109},
+        "surprise": {"official": 83, "found": 83},
+    }
+    assert check["datasets"]["casme2"] == {
+        "clips": {"official": 145, "found": 145},
+        "subjects": {"official": 24, "found": 24},
+    }
+    assert check["subjects"]["smic_s1"] == {
+        "negative": {"official": 3, "found": 3},
+        "positive": {"official": 2, "found": 2},
+        "surprise": {"official": 1, "found": 1},
+    }
     assert len(check["subjects"]) == 68
     assert [s["known"] for s in check["sheets"]] == ["sha256", "sha256"]
     assert sorted(e["clip"] for e in check["not_listed"]) == sorted(LEFT_OUT)
 
 
-@pytest.mark.parametrize("check, clips, classes, subjects", [
-    ("smic-hs", 164, {"negative": 70, "positive": 51, "surprise": 43}, 16),
-    ("casme2", 145, {"negative": 88, "positive": 32, "surprise": 25}, 24),
-    ("samm", 133, {"negative": 92, "positive": 26, "surprise": 15}, 28),
-])
+@pytest.mark.parametrize(
+    "check, clips, classes, subjects",
+    [
+        ("smic-hs", 164, {"negative": 70, "positive": 51, "surprise": 43}, 16),
+        ("casme2", 145, {"negative": 88, "positive": 32, "surprise": 25}, 24),
+        ("samm", 133, {"negative": 92, "positive": 26, "surprise": 15}, 28),
+    ],
+)
 def test_single_dataset_checks_on_the_real_tree(real_tree, capsys, check, clips, classes, subjects):
     assert main(["describe", str(real_tree), "--check", check, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["check"]
-    assert result["totals"] == {"clips": {"official": clips, "found": clips},
-                                "subjects": {"official": subjects, "found": subjects}}
+    assert result["totals"] == {
+        "clips": {"official": clips, "found": clips},
+        "subjects": {"official": subjects, "found": subjects},
+    }
     assert {c: n["found"] for c, n in result["classes"].items()} == classes
     assert len(result["not_listed"]) == (5 if check == "casme2" else 0)
     assert all(not s.startswith(("smic_", "casme2_", "samm_")) for s in result["subjects"])
@@ -320,20 +381,29 @@ def test_a_deleted_clip_is_named_by_the_check_and_the_loader(real_tree, without,
     assert "differences from the official list: 1" in out
     assert "result: the copy differs from the official list (1 clip(s))" in out
 
-    with pytest.raises(DatasetError, match=r"1 clip\(s\) of the official MEGC2019 list "
-                                           r"\(megc2019_composite_442\.csv\) are not on disk .*: "
-                                           r"casme2/sub01/EP02_01f\. Pass missing='warn'"):
+    with pytest.raises(
+        DatasetError,
+        match=r"1 clip\(s\) of the official MEGC2019 list "
+        r"\(megc2019_composite_442\.csv\) are not on disk .*: "
+        r"casme2/sub01/EP02_01f\. Pass missing='warn'",
+    ):
         load_megc2019_folder(real_tree)
 
     report = []
     with caplog.at_level(logging.WARNING, logger="mer_keras.datasets"):
         clips = load_megc2019(real_tree, real_tree, real_tree, report=report, missing="warn")
     assert len(clips) == 441
-    entry = {"sheet": "megc2019_composite_442.csv", "row": 2, "clip": "casme2/sub01/EP02_01f",
-             "issue": "listed (positive) but not on disk: left out"}
+    entry = {
+        "sheet": "megc2019_composite_442.csv",
+        "row": 2,
+        "clip": "casme2/sub01/EP02_01f",
+        "issue": "listed (positive) but not on disk: left out",
+    }
     assert entry in report
-    assert "megc2019_composite_442.csv row 2: casme2/sub01/EP02_01f: listed (positive) but not on disk: " \
-           "left out" in caplog.messages
+    assert (
+        "megc2019_composite_442.csv row 2: casme2/sub01/EP02_01f: listed (positive) but not on disk: "
+        "left out" in caplog.messages
+    )
     json.dumps(report)  # the run can put it into config.json
 
 
@@ -347,8 +417,10 @@ def test_a_deleted_smic_clip_fails_the_smic_check(real_tree, without, capsys):
 
 def test_check_and_dataset_must_agree(real_tree, capsys):
     assert main(["describe", str(real_tree), "--check", "casme2", "--dataset", "samm"]) == 2
-    assert ("--check casme2 reads ROOT as casme2; --dataset must be auto or casme2. Received: --dataset samm"
-            in capsys.readouterr().err)
+    assert (
+        "--check casme2 reads ROOT as casme2; --dataset must be auto or casme2. Received: --dataset samm"
+        in capsys.readouterr().err
+    )
 
 
 def test_the_check_runs_where_the_reference_is_absent_too(tmp_path, capsys):

@@ -28,8 +28,9 @@ def mean_colour_model(n=N, size=SIZE, seed=0):
     """Deterministic: mean RGB of each frame (0-1) -> Dense softmax over the 4 classes."""
     frames = keras.Input((n, size, size, 3))
     colour = keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=(2, 3)) / 255.0)(frames)
-    logits = keras.layers.Dense(len(CLASSES), kernel_initializer=keras.initializers.RandomNormal(0, 3, seed=seed))(
-        keras.layers.Flatten()(colour))
+    logits = keras.layers.Dense(
+        len(CLASSES), kernel_initializer=keras.initializers.RandomNormal(0, 3, seed=seed)
+    )(keras.layers.Flatten()(colour))
     return keras.Model(frames, keras.layers.Softmax()(logits))
 
 
@@ -43,8 +44,14 @@ def _keras_fn(model):
 
 
 def _run(model_fn, source, out_dir, **kwargs):
-    options = {"n": N, "image_size": SIZE, "classes": CLASSES, "train_fps": 100, "out_dir": out_dir,
-               "progress": False}
+    options = {
+        "n": N,
+        "image_size": SIZE,
+        "classes": CLASSES,
+        "train_fps": 100,
+        "out_dir": out_dir,
+        "progress": False,
+    }
     return predict_recording(model_fn, source, **(options | kwargs))
 
 
@@ -68,10 +75,14 @@ def test_a_lossless_video_and_its_frame_folder_give_the_same_windows(tmp_path, m
     from_folder = _run(_keras_fn(model), folder, tmp_path / "out_folder", fps=100, batch_size=5)
     assert from_video["windows"] == from_folder["windows"] == 40 - N + 1
     assert np.abs(_probs(tmp_path / "out_video") - _probs(tmp_path / "out_folder")).max() <= 1e-4
-    assert from_video["resampling"]["fps_from"] == "file" and from_folder["resampling"]["fps_from"] == "argument"
+    assert (
+        from_video["resampling"]["fps_from"] == "file" and from_folder["resampling"]["fps_from"] == "argument"
+    )
     # and the same as the model on windows cut by hand from the frames, resized by the dataset rule
-    small = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in frames]).astype("float32")
-    by_hand = model.predict_on_batch(np.stack([small[s:s + N] for s in range(40 - N + 1)]))
+    small = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in frames]).astype(
+        "float32"
+    )
+    by_hand = model.predict_on_batch(np.stack([small[s : s + N] for s in range(40 - N + 1)]))
     assert np.abs(_probs(tmp_path / "out_video") - by_hand).max() <= 1e-5
 
 
@@ -80,7 +91,9 @@ def test_a_lossy_mp4_differs_from_the_folder_by_the_codec_error_only(tmp_path, m
     video = write_video(tmp_path / "rec.mp4", frames, 100, "mp4v")
     decoded = read_video(video)
     pixel_error = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(frames, decoded))
-    colour_shift = max(float(np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).max()) for a, b in zip(frames, decoded))
+    colour_shift = max(
+        float(np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).max()) for a, b in zip(frames, decoded)
+    )
     _run(_keras_fn(model), video, tmp_path / "mp4")
     _run(_keras_fn(model), write_folder(tmp_path / "clip", frames), tmp_path / "folder", fps=100)
     difference = np.abs(_probs(tmp_path / "mp4") - _probs(tmp_path / "folder")).max()
@@ -88,9 +101,15 @@ def test_a_lossy_mp4_differs_from_the_folder_by_the_codec_error_only(tmp_path, m
     # levels and per-frame mean colours by about a level; the model reads mean colours, so its
     # probabilities move by about 1e-2. All of that is the codec: on the frames OpenCV decodes, the
     # pipeline answers exactly what the model answers.
-    assert pixel_error > 5 and colour_shift > 0.1 and difference > 1e-4, (pixel_error, colour_shift, difference)
-    small = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in decoded]).astype("float32")
-    by_hand = model.predict_on_batch(np.stack([small[s:s + N] for s in range(30 - N + 1)]))
+    assert pixel_error > 5 and colour_shift > 0.1 and difference > 1e-4, (
+        pixel_error,
+        colour_shift,
+        difference,
+    )
+    small = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in decoded]).astype(
+        "float32"
+    )
+    by_hand = model.predict_on_batch(np.stack([small[s : s + N] for s in range(30 - N + 1)]))
     assert np.abs(_probs(tmp_path / "mp4") - by_hand).max() <= 1e-5
 
 
@@ -114,7 +133,10 @@ def test_stride_keeps_every_stride_th_window(tmp_path, model):
     _run(_keras_fn(model), video, tmp_path / "s1")
     summary = _run(_keras_fn(model), video, tmp_path / "s4", stride=4, batch_size=3)
     assert summary["windows"] == window_count(45, N, 4) == 9 and summary["stride"] == 4
-    every, strided = pd.read_csv(tmp_path / "s1" / "windows.csv"), pd.read_csv(tmp_path / "s4" / "windows.csv")
+    every, strided = (
+        pd.read_csv(tmp_path / "s1" / "windows.csv"),
+        pd.read_csv(tmp_path / "s4" / "windows.csv"),
+    )
     assert strided["start_frame"].tolist() == list(range(0, 33, 4))
     np.testing.assert_allclose(_probs(tmp_path / "s4"), _probs(tmp_path / "s1")[::4], atol=1e-6)
     assert every["start_frame"].tolist() == list(range(33))
@@ -124,8 +146,18 @@ def test_windows_csv_columns_and_times(tmp_path, model):
     video = write_video(tmp_path / "rec.avi", moving_frames(20, size=32), 100)
     summary = _run(_keras_fn(model), video, tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "windows.csv")
-    assert list(table.columns) == ["window", "start_frame", "end_frame", "start_s", "end_s", "predicted",
-                                   "p_negative", "p_positive", "p_surprise", "p_non_micro"]
+    assert list(table.columns) == [
+        "window",
+        "start_frame",
+        "end_frame",
+        "start_s",
+        "end_s",
+        "predicted",
+        "p_negative",
+        "p_positive",
+        "p_surprise",
+        "p_non_micro",
+    ]
     assert (table["end_frame"] - table["start_frame"] == N - 1).all()
     np.testing.assert_allclose(table["start_s"], table["start_frame"] / 100)
     np.testing.assert_allclose(table["end_s"], table["end_frame"] / 100)
@@ -156,7 +188,9 @@ def _segments_from_csv(table, rank_by):
         if i == len(predicted) or predicted[i] != predicted[start]:
             if predicted[start] != "non_micro":
                 p = table[f"p_{predicted[start]}"].iloc[start:i]
-                segments.append((p.max() if rank_by == "peak" else p.mean(), -start, predicted[start], start, i - 1))
+                segments.append(
+                    (p.max() if rank_by == "peak" else p.mean(), -start, predicted[start], start, i - 1)
+                )
             start = i
     return [(cls, first, last) for _, _, cls, first, last in sorted(segments, reverse=True)]
 
@@ -167,12 +201,18 @@ def test_top_segments_find_the_planted_expressions(tmp_path, rank_by):
     video = write_video(tmp_path / "rec.avi", moving_frames(300, size=32, planted=planted), 100)
     summary = _run(planted_fn, video, tmp_path / "out", top_k=2, rank_by=rank_by, batch_size=8)
     segments = summary["segments"]
-    assert segments["total"] == 3 and segments["per_class"] == {"negative": 0, "positive": 1, "surprise": 2,
-                                                                "non_micro": 0}
+    assert segments["total"] == 3 and segments["per_class"] == {
+        "negative": 0,
+        "positive": 1,
+        "surprise": 2,
+        "non_micro": 0,
+    }
     top = segments["top"]
     assert [s["rank"] for s in top] == [1, 2]
     table = pd.read_csv(tmp_path / "out" / "windows.csv")
-    assert [(s["class"], s["first_window"], s["last_window"]) for s in top] == _segments_from_csv(table, rank_by)[:2]
+    assert [(s["class"], s["first_window"], s["last_window"]) for s in top] == _segments_from_csv(
+        table, rank_by
+    )[:2]
     surprise = next(s for s in top if s["class"] == "surprise")
     # surprise wins a window once >= 5 of its 13 frames are red (4 * 5/13 > 1.5): starts 92 ... 135
     assert (surprise["first_window"], surprise["last_window"]) == (92, 135)
@@ -193,7 +233,9 @@ def test_the_segment_tracker_keeps_a_middle_thumbnail_in_bounded_memory():
     tracker = SegmentTracker(["a", "non_micro"], top_k=2, rank_by="peak", n=5, stride=1)
     most_kept = 0
     for w in range(1000):  # one segment of 1000 windows, each centre frame encoding its window
-        tracker.add(w, np.array([0.9, 0.1]), lambda w=w: np.full((2, 2, 3), [w // 256, w % 256, 0], np.float32))
+        tracker.add(
+            w, np.array([0.9, 0.1]), lambda w=w: np.full((2, 2, 3), [w // 256, w % 256, 0], np.float32)
+        )
         most_kept = max(most_kept, len(tracker.open["kept"]))
     for w in range(1000, 1400):  # then 100 short segments, separated by neutral windows
         probs = np.array([0.5 + (w % 7) / 100, 0.4]) if w % 4 else np.array([0.1, 0.9])
@@ -218,10 +260,13 @@ def test_a_recording_shorter_than_n_gives_one_interpolated_window(tmp_path, mode
     assert (table["start_s"].iloc[0], table["end_s"].iloc[0]) == (0, pytest.approx(0.04))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda d: (d / "notes.mp4").write_text("text\n" * 50) and d / "notes.mp4", "OpenCV cannot open"),
-    (lambda d: (d / "empty").mkdir() or d / "empty", "no image files"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda d: (d / "notes.mp4").write_text("text\n" * 50) and d / "notes.mp4", "OpenCV cannot open"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "no image files"),
+    ],
+)
 def test_bad_inputs_write_nothing(tmp_path, model, make, match):
     source = make(tmp_path)
     with pytest.raises(RecordingError, match=match) as err:
@@ -229,11 +274,14 @@ def test_bad_inputs_write_nothing(tmp_path, model, make, match):
     assert str(source) in str(err.value) and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("model_fn, match", [
-    (lambda b: np.full((len(b), 4), 3.0), "probabilities in \\[0, 1\\]"),
-    (lambda b: np.full((len(b), 3), 1 / 3), "Received: shape"),
-    (lambda b: {"a": np.zeros((len(b), 4)), "b": np.zeros((len(b), 4))}, "several outputs"),
-])
+@pytest.mark.parametrize(
+    "model_fn, match",
+    [
+        (lambda b: np.full((len(b), 4), 3.0), "probabilities in \\[0, 1\\]"),
+        (lambda b: np.full((len(b), 3), 1 / 3), "Received: shape"),
+        (lambda b: {"a": np.zeros((len(b), 4)), "b": np.zeros((len(b), 4))}, "several outputs"),
+    ],
+)
 def test_a_bad_model_fn_is_explained_and_writes_nothing(tmp_path, model_fn, match):
     video = write_video(tmp_path / "rec.avi", moving_frames(20, size=32), 100)
     with pytest.raises(ValueError, match=match):
@@ -241,9 +289,20 @@ def test_a_bad_model_fn_is_explained_and_writes_nothing(tmp_path, model_fn, matc
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("option, value", [("n", 0), ("stride", 0), ("batch_size", 0), ("image_size", 1.5),
-                                           ("classes", ["a", "a"]), ("train_fps", 0), ("rank_by", "max"),
-                                           ("top_k", -1), ("short_policy", "drop")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("n", 0),
+        ("stride", 0),
+        ("batch_size", 0),
+        ("image_size", 1.5),
+        ("classes", ["a", "a"]),
+        ("train_fps", 0),
+        ("rank_by", "max"),
+        ("top_k", -1),
+        ("short_policy", "drop"),
+    ],
+)
 def test_bad_options_are_named(tmp_path, option, value):
     with pytest.raises(ValueError, match=option if option != "classes" else "classes"):
         _run(planted_fn, tmp_path / "missing.avi", tmp_path / "out", **{option: value})
@@ -259,8 +318,14 @@ def test_a_savedmodel_signature_works_as_model_fn(tmp_path, model):
 
 
 def test_timeline_figure_has_one_thumbnail_per_segment(tmp_path):
-    table = pd.DataFrame({"start_s": [0.0, 0.01, 0.02], "end_s": [0.12, 0.13, 0.14], "p_a": [0.2, 0.9, 0.3],
-                          "p_non_micro": [0.8, 0.1, 0.7]})
+    table = pd.DataFrame(
+        {
+            "start_s": [0.0, 0.01, 0.02],
+            "end_s": [0.12, 0.13, 0.14],
+            "p_a": [0.2, 0.9, 0.3],
+            "p_non_micro": [0.8, 0.1, 0.7],
+        }
+    )
     segment = {"class": "a", "rank": 1, "peak": 0.9, "start_s": 0.01, "end_s": 0.13, "thumbnail_time_s": 0.07}
     fig = timeline_figure(table, ["a", "non_micro"], [segment], [np.zeros((8, 8, 3), np.uint8)])
     assert len(fig.axes) == 2

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from video_fixtures import moving_frames, read_video, write_video
 
 import mer_keras  # noqa: F401  (registers the custom layers, so model.keras loads)
 from experiments.predict import default_out, main
@@ -19,17 +18,36 @@ from mer_keras.files import write_json
 from mer_keras.predict import face_frame_fn, predict_recording, predict_with_run, window_count
 from mer_keras.recordings import resampled_length
 
+from video_fixtures import moving_frames, read_video, write_video
+
 N, SIZE = 5, 32
-TINY = ["--backbone", "tiny", "--image-size", str(SIZE), "--folds", "2", "--epochs", "1", "--n", str(N),
-        "--lstm-units", "8,8,8", "--batch-size", "16", "--verbose", "0"]
+TINY = [
+    "--backbone",
+    "tiny",
+    "--image-size",
+    str(SIZE),
+    "--folds",
+    "2",
+    "--epochs",
+    "1",
+    "--n",
+    str(N),
+    "--lstm-units",
+    "8,8,8",
+    "--batch-size",
+    "16",
+    "--verbose",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny_smic(tmp_path_factory):
     from mer_keras.datasets.synthetic import make_synthetic_smic
 
-    return make_synthetic_smic(tmp_path_factory.mktemp("synthetic"), subjects=4, seed=1, size=SIZE,
-                               clips_scale=0.4, progress=False)
+    return make_synthetic_smic(
+        tmp_path_factory.mktemp("synthetic"), subjects=4, seed=1, size=SIZE, clips_scale=0.4, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +91,17 @@ def test_the_run_records_its_training_frame_rate(run):
     assert json.loads((run / "config.json").read_text())["record"]["data"]["fps"] == [100.0]
 
 
-def test_a_clip_folder_gives_what_the_exported_model_gives_on_the_same_windows(run, clip_folder, tmp_path,
-                                                                              capsys):
+def test_a_clip_folder_gives_what_the_exported_model_gives_on_the_same_windows(
+    run, clip_folder, tmp_path, capsys
+):
     out = tmp_path / "out"
-    assert main(["--model", str(run / "final"), str(clip_folder), "--fps", "100", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["--model", str(run / "final"), str(clip_folder), "--fps", "100", "--out", str(out), "--quiet"])
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     frames = np.stack(_frames(clip_folder)).astype(np.float32)  # already 32 px: no resize
-    windows = np.stack([frames[s:s + N] for s in range(len(frames) - N + 1)])
+    windows = np.stack([frames[s : s + N] for s in range(len(frames) - N + 1)])
     model = keras.saving.load_model(run / "final" / "model.keras")
     expected = model.predict(windows, verbose=0)
     classes = _classes(run)
@@ -96,8 +117,21 @@ def test_a_clip_folder_gives_what_the_exported_model_gives_on_the_same_windows(r
 
 def test_a_lossless_video_at_100_fps_answers_like_the_folder(run, clip_folder, tmp_path, capsys):
     video = write_video(tmp_path / "clip.avi", _frames(clip_folder), 100)
-    assert main(["--model", str(run / "final"), str(clip_folder), "--fps", "100",
-                 "--out", str(tmp_path / "folder"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(run / "final"),
+                str(clip_folder),
+                "--fps",
+                "100",
+                "--out",
+                str(tmp_path / "folder"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["--model", str(run / "final"), str(video), "--out", str(tmp_path / "video")]) == 0
     printed = capsys.readouterr().out
     assert "not resampled" in printed and "clip:" in printed
@@ -141,8 +175,12 @@ def test_a_model_folder_without_its_record_is_refused(run, clip_folder, tmp_path
     lonely.mkdir()
     (lonely / "final").symlink_to(run / "final", target_is_directory=True)
     out = tmp_path / "out"
-    _fails(["--model", str(lonely / "final"), str(clip_folder), "--fps", "100", "--out", str(out)], capsys,
-           lonely / "final", "no config.json")
+    _fails(
+        ["--model", str(lonely / "final"), str(clip_folder), "--fps", "100", "--out", str(out)],
+        capsys,
+        lonely / "final",
+        "no config.json",
+    )
     assert not out.exists()
 
 
@@ -154,18 +192,41 @@ def test_a_run_recorded_without_its_frame_rate_is_refused(run, clip_folder, tmp_
     del record["record"]["data"]["fps"]
     write_json(old / "config.json", record)
     out = tmp_path / "out"
-    _fails(["--model", str(old / "final"), str(clip_folder), "--fps", "100", "--out", str(out)], capsys,
-           old / "config.json", "record.data.fps")
+    _fails(
+        ["--model", str(old / "final"), str(clip_folder), "--fps", "100", "--out", str(out)],
+        capsys,
+        old / "config.json",
+        "record.data.fps",
+    )
     assert not out.exists()
 
 
 def test_a_forced_n_that_differs_from_the_model_is_refused(run, clip_folder, tmp_path, capsys):
     out = tmp_path / "out"
-    _fails(["--model", str(run / "final"), str(clip_folder), "--fps", "100", "--n", "7", "--out", str(out)],
-           capsys, "--n 7", f"N={N}")
+    _fails(
+        ["--model", str(run / "final"), str(clip_folder), "--fps", "100", "--n", "7", "--out", str(out)],
+        capsys,
+        "--n 7",
+        f"N={N}",
+    )
     assert not out.exists()
-    assert main(["--model", str(run / "final"), str(clip_folder), "--fps", "100", "--n", str(N),
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(run / "final"),
+                str(clip_folder),
+                "--fps",
+                "100",
+                "--n",
+                str(N),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_a_file_opencv_cannot_open_is_refused(run, tmp_path, capsys):
@@ -195,11 +256,27 @@ def _mean_colour_frame_model(classes=4):
 
 def _frame_run(folder, data, *face):
     """A run folder of a frame model (exp1) as mer_keras writes it, around ``_mean_colour_frame_model``."""
-    config = parse_config("exp1", ["--data", str(data), "--out", str(folder), "--backbone", "tiny",
-                                   "--image-size", str(SIZE), "--fc-units", "8", *face])[0]
+    config = parse_config(
+        "exp1",
+        [
+            "--data",
+            str(data),
+            "--out",
+            str(folder),
+            "--backbone",
+            "tiny",
+            "--image-size",
+            str(SIZE),
+            "--fc-units",
+            "8",
+            *face,
+        ],
+    )[0]
     classes = ["negative", "positive", "surprise", "non_micro"]
-    write_json(folder / "config.json", {"config": config.to_dict(),
-                                        "record": {"data": {"classes": classes, "fps": [100.0]}}})
+    write_json(
+        folder / "config.json",
+        {"config": config.to_dict(), "record": {"data": {"classes": classes, "fps": [100.0]}}},
+    )
     model = _mean_colour_frame_model()
     model.export(str(folder / "final" / "saved_model"), verbose=False)
     write_json(folder / "final" / "export.json", {"signature": "serving_default"})
@@ -208,8 +285,9 @@ def _frame_run(folder, data, *face):
 
 def test_a_frame_model_slides_windows_of_one_frame(tiny_smic, clip_folder, tmp_path):
     model, classes = _frame_run(tmp_path / "exp1", tiny_smic)
-    summary = predict_with_run(tmp_path / "exp1" / "final", clip_folder, out_dir=tmp_path / "out", fps=100,
-                               progress=False)
+    summary = predict_with_run(
+        tmp_path / "exp1" / "final", clip_folder, out_dir=tmp_path / "out", fps=100, progress=False
+    )
     frames = np.stack(_frames(clip_folder)).astype(np.float32)
     assert summary["n"] == 1 and summary["windows"] == len(frames)
     assert np.abs(_probs(tmp_path / "out", classes) - model.predict(frames, verbose=0)).max() <= 1e-5
@@ -254,9 +332,18 @@ def test_predict_recording_passes_every_frame_through_frame_fn(face_video, tmp_p
     def negative(frame):  # the frame the model sees: resized as --face none does, then inverted
         return 255 - resize_frame(frame, SIZE)
 
-    summary = predict_recording(lambda b: model.predict_on_batch(b[:, 0]), face_video, n=1, image_size=SIZE,
-                                classes=list("abcd"), train_fps=100, out_dir=tmp_path / "out", progress=False,
-                                frame_fn=negative, extra={"note": "inverted"})
+    summary = predict_recording(
+        lambda b: model.predict_on_batch(b[:, 0]),
+        face_video,
+        n=1,
+        image_size=SIZE,
+        classes=list("abcd"),
+        train_fps=100,
+        out_dir=tmp_path / "out",
+        progress=False,
+        frame_fn=negative,
+        extra={"note": "inverted"},
+    )
     inverted = np.stack([negative(f) for f in read_video(face_video)]).astype("float32")
     expected = model.predict(inverted, verbose=0)
     assert summary["note"] == "inverted"

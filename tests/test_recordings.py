@@ -30,10 +30,18 @@ def _all(stream):
     return np.concatenate(chunks), [len(c) for c in chunks]
 
 
-@pytest.mark.parametrize("ext, fourcc, lossless", [
-    ("avi", "FFV1", True), ("mkv", "FFV1", True), ("avi", "HFYU", True), ("avi", "png ", True),
-    ("avi", "RGBA", True), ("mp4", "mp4v", False), ("avi", "MJPG", False),
-])
+@pytest.mark.parametrize(
+    "ext, fourcc, lossless",
+    [
+        ("avi", "FFV1", True),
+        ("mkv", "FFV1", True),
+        ("avi", "HFYU", True),
+        ("avi", "png ", True),
+        ("avi", "RGBA", True),
+        ("mp4", "mp4v", False),
+        ("avi", "MJPG", False),
+    ],
+)
 def test_codecs_this_opencv_writes_and_reads_back(tmp_path, ext, fourcc, lossless):
     frames = moving_frames(6, size=32)
     path = write_video(tmp_path / f"v.{ext}", frames, 100, fourcc)
@@ -46,7 +54,13 @@ def test_codecs_this_opencv_writes_and_reads_back(tmp_path, ext, fourcc, lossles
 def test_a_video_opens_with_its_own_rate_and_frame_count(tmp_path):
     path = write_video(tmp_path / "v.avi", moving_frames(7, size=40), 25)
     rec = open_recording(path)
-    assert (rec.kind, rec.fps, rec.fps_from, rec.frame_count, rec.frame_size) == ("video", 25.0, "file", 7, (40, 40))
+    assert (rec.kind, rec.fps, rec.fps_from, rec.frame_count, rec.frame_size) == (
+        "video",
+        25.0,
+        "file",
+        7,
+        (40, 40),
+    )
     overridden = open_recording(path, fps=50)
     assert (overridden.fps, overridden.fps_from) == (50.0, "argument")
 
@@ -68,7 +82,9 @@ def test_equal_rates_pass_frames_through_unchanged(tmp_path):
     folder = write_folder(tmp_path / "clip", frames)
     stream = stream_recording(folder, size=32, target_fps=100, fps=100, chunk=4, progress=False)
     out, sizes = _all(stream)
-    expected = np.stack([read_frame(p, 32) for p in open_recording(folder, fps=100).frames]).astype(np.float32)
+    expected = np.stack([read_frame(p, 32) for p in open_recording(folder, fps=100).frames]).astype(
+        np.float32
+    )
     assert out.dtype == np.float32 and out.shape == (9, 32, 32, 3)
     assert np.array_equal(out, expected)  # bit-identical to the dataset reader at the same size
     assert sizes == [4, 4, 1]
@@ -101,10 +117,20 @@ def test_doubling_the_rate_puts_the_mean_of_neighbours_between_frames(tmp_path):
     assert stream.report["method"].startswith("linear")
 
 
-@pytest.mark.parametrize("source_fps, target_fps, frames, expected", [
-    (25, 100, 10, 37), (50, 100, 6, 11), (100, 100, 8, 8), (200, 100, 10, 5), (200, 100, 11, 6),
-    (30, 100, 4, 11), (30000 / 1001, 100, 5, 14), (120, 100, 7, 6), (100, 100, 1, 1),
-])
+@pytest.mark.parametrize(
+    "source_fps, target_fps, frames, expected",
+    [
+        (25, 100, 10, 37),
+        (50, 100, 6, 11),
+        (100, 100, 8, 8),
+        (200, 100, 10, 5),
+        (200, 100, 11, 6),
+        (30, 100, 4, 11),
+        (30000 / 1001, 100, 5, 14),
+        (120, 100, 7, 6),
+        (100, 100, 1, 1),
+    ],
+)
 def test_resampled_length_counts_outputs_within_first_to_last_frame(source_fps, target_fps, frames, expected):
     assert resampled_length(frames, source_fps, target_fps) == expected
     plan = resample_plan(frames, source_fps, target_fps)
@@ -171,15 +197,25 @@ def _zero_frame_video(path):
     return path
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda d: d / "missing.mp4", "no such video file"),
-    (lambda d: (d / "notes.mp4").write_text("not a video\n" * 20) and d / "notes.mp4", "OpenCV cannot open"),
-    (lambda d: (d / "empty.mp4").write_bytes(b"") or d / "empty.mp4", "OpenCV cannot open"),
-    (lambda d: _zero_frame_video(d / "zero.avi"), "holds no frames"),
-    (lambda d: (d / "nothing").mkdir() or (d / "nothing" / "Thumbs.db").write_bytes(b"x") and d / "nothing",
-     "holds no image files"),
-    (lambda d: write_folder(d / "one", moving_frames(1, size=16)) / "img1.png", "single image"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda d: d / "missing.mp4", "no such video file"),
+        (
+            lambda d: (d / "notes.mp4").write_text("not a video\n" * 20) and d / "notes.mp4",
+            "OpenCV cannot open",
+        ),
+        (lambda d: (d / "empty.mp4").write_bytes(b"") or d / "empty.mp4", "OpenCV cannot open"),
+        (lambda d: _zero_frame_video(d / "zero.avi"), "holds no frames"),
+        (
+            lambda d: (
+                (d / "nothing").mkdir() or (d / "nothing" / "Thumbs.db").write_bytes(b"x") and d / "nothing"
+            ),
+            "holds no image files",
+        ),
+        (lambda d: write_folder(d / "one", moving_frames(1, size=16)) / "img1.png", "single image"),
+    ],
+)
 def test_bad_inputs_raise_errors_naming_the_file(tmp_path, make, match):
     path = make(tmp_path)
     with pytest.raises(RecordingError, match=match) as err:
@@ -194,10 +230,17 @@ def test_a_corrupt_frame_in_a_folder_is_named(tmp_path):
         list(stream_recording(folder, size=16, fps=100, progress=False))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"fps": 0}, "fps"), ({"fps": "fast"}, "fps"), ({"target_fps": -1}, "target_fps"), ({"n": 0}, "n"),
-    ({"chunk": 0}, "chunk"), ({"short_policy": "drop"}, "short_policy"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fps": 0}, "fps"),
+        ({"fps": "fast"}, "fps"),
+        ({"target_fps": -1}, "target_fps"),
+        ({"n": 0}, "n"),
+        ({"chunk": 0}, "chunk"),
+        ({"short_policy": "drop"}, "short_policy"),
+    ],
+)
 def test_bad_options_are_named(tmp_path, kwargs, match):
     path = write_video(tmp_path / "v.avi", moving_frames(2, size=16), 25)
     with pytest.raises(ValueError, match=match):

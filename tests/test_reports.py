@@ -35,13 +35,25 @@ def summary():
 
 def test_write_json_converts_numpy_and_keeps_key_order(tmp_path):
     path = tmp_path / "run" / "fold_1" / "metrics.json"  # parents created
-    obj = {"z": np.float32(0.5), "a": np.arange(3), "m": {np.int64(2): np.bool_(True)},
-           "nan": float("nan"), "p": tmp_path, "t": (1, 2)}
+    obj = {
+        "z": np.float32(0.5),
+        "a": np.arange(3),
+        "m": {np.int64(2): np.bool_(True)},
+        "nan": float("nan"),
+        "p": tmp_path,
+        "t": (1, 2),
+    }
     files.write_json(path, obj)
     text = path.read_text()
     assert list(json.loads(text)) == ["z", "a", "m", "nan", "p", "t"]
-    assert files.read_json(path) == {"z": 0.5, "a": [0, 1, 2], "m": {"2": True}, "nan": None,
-                                       "p": str(tmp_path), "t": [1, 2]}
+    assert files.read_json(path) == {
+        "z": 0.5,
+        "a": [0, 1, 2],
+        "m": {"2": True},
+        "nan": None,
+        "p": str(tmp_path),
+        "t": [1, 2],
+    }
     assert text.startswith('{\n  "z"')  # indent=2
     assert leftovers(path.parent) == []
 
@@ -122,8 +134,11 @@ def test_plot_curves_tolerates_missing_keys(tmp_path):
 
 @pytest.mark.parametrize(
     "histories, match",
-    [({}, "non-empty dict"), ({"f": {"loss": ["high"]}}, r"'f'\['loss'\] must be numbers"),
-     ({"f": [0.1]}, "must be a dict of lists")],
+    [
+        ({}, "non-empty dict"),
+        ({"f": {"loss": ["high"]}}, r"'f'\['loss'\] must be numbers"),
+        ({"f": [0.1]}, "must be a dict of lists"),
+    ],
 )
 def test_plot_curves_errors(tmp_path, histories, match):
     with pytest.raises(ValueError, match=match):
@@ -133,8 +148,14 @@ def test_plot_curves_errors(tmp_path, histories, match):
 
 def test_results_markdown_contains_our_and_the_papers_numbers(summary):
     md = reports.results_markdown(
-        summary, experiment="Exp-II", pattern="3-Layer-LSTM", n=13, data_number=1234,
-        method_name="VGGFace2+LSTM", dataset="synthetic", protocol="2-fold subject-wise CV",
+        summary,
+        experiment="Exp-II",
+        pattern="3-Layer-LSTM",
+        n=13,
+        data_number=1234,
+        method_name="VGGFace2+LSTM",
+        dataset="synthetic",
+        protocol="2-fold subject-wise CV",
     )
     acc, uf1, uar = (f"{100 * summary[k]:.2f} %" for k in ("accuracy", "uf1", "uar"))
     assert acc == "71.43 %"  # 5 of 7 clips right
@@ -151,13 +172,28 @@ def test_results_markdown_contains_our_and_the_papers_numbers(summary):
 
 
 def test_results_markdown_without_f_n_and_bad_inputs(summary):
-    md = reports.results_markdown(summary, experiment="Exp-I", pattern="VGGFace2", n=None,
-                                  data_number=None, method_name="VGGFace2", dataset="d", protocol="p")
+    md = reports.results_markdown(
+        summary,
+        experiment="Exp-I",
+        pattern="VGGFace2",
+        n=None,
+        data_number=None,
+        method_name="VGGFace2",
+        dataset="d",
+        protocol="p",
+    )
     assert "| VGGFace2 | — | — |" in md
     with pytest.raises(ValueError, match=r"lacks \['fold_mean'"):
-        reports.results_markdown({k: v for k, v in summary.items() if k != "fold_mean"},
-                                 experiment="e", pattern="p", n=1, data_number=1, method_name="m",
-                                 dataset="d", protocol="p")
+        reports.results_markdown(
+            {k: v for k, v in summary.items() if k != "fold_mean"},
+            experiment="e",
+            pattern="p",
+            n=1,
+            data_number=1,
+            method_name="m",
+            dataset="d",
+            protocol="p",
+        )
 
 
 def test_results_text(summary):

@@ -51,7 +51,10 @@ def test_every_clip_in_both_frame_modes(samm_root, mode, column):
 def test_zero_padded_names_cross_999_and_grey_frames_read_as_rgb(samm_root):
     clip = next(c for c in load_samm(samm_root) if c.clip_id == "006_1_5")
     assert [f.rsplit("/", 1)[1] for f in clip.frames][3:6] == [
-        "006_00998.jpg", "006_00999.jpg", "006_01000.jpg"]
+        "006_00998.jpg",
+        "006_00999.jpg",
+        "006_01000.jpg",
+    ]
     image = read_frame(clip.frames[0])
     assert image.shape == (6, 8, 3) and (image[..., 0] == image[..., 2]).all()
 
@@ -64,8 +67,14 @@ def test_header_row_is_found_after_any_preamble(tmp_path, preamble_rows):
     clips = load_samm(root, report=report)
     assert [c.clip_id for c in clips] == ["006_1_2", "006_1_5"]
     # the "/" apex of the second data row, numbered as Excel shows it
-    assert report == [{"sheet": str(root / SAMM_SHEET), "row": preamble_rows + 3,
-                       "clip": "006/006_1_5", "issue": "Apex Frame is '/': apex left unset"}]
+    assert report == [
+        {
+            "sheet": str(root / SAMM_SHEET),
+            "row": preamble_rows + 3,
+            "clip": "006/006_1_5",
+            "issue": "Apex Frame is '/': apex left unset",
+        }
+    ]
 
 
 def test_patched_rows_reported_with_excel_rows(samm_root):
@@ -89,8 +98,13 @@ def test_detected_and_described(samm_root, capsys):
     assert main(["describe", str(samm_root), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["clips"], summary["subjects"], summary["fps"]) == (5, 3, [200.0])
-    assert summary["per_subject"]["006"] == {"anger": 1, "contempt": 1, "happiness": 0,
-                                             "other": 0, "surprise": 0}
+    assert summary["per_subject"]["006"] == {
+        "anger": 1,
+        "contempt": 1,
+        "happiness": 0,
+        "other": 0,
+        "surprise": 0,
+    }
     assert summary["frames"]["total"] == 14 + 9 + 4 + 4 + 5
 
 
@@ -113,24 +127,64 @@ def _rows(index, **changes):
 ROW = r"SAMM_Micro_FACS_Codes_v2\.xlsx row"
 ERRORS = [
     # (case, rows for the sheet, header, change after building, error pattern)
-    ("no folder", SAMM_ROWS, SAMM_HEADER, lambda r: shutil.rmtree(r / "SAMM/007/007_6_1"),
-     rf"{ROW} 17: clip 007/007_6_1 has no folder .*SAMM/007/007_6_1\."),
-    ("range outside", _rows(4, offset=45), SAMM_HEADER, None,
-     rf"{ROW} 19: clip 011/011_2_1: frame range 40\.\.45 is outside the folder .*011_2_1 "
-     r"\(frames 40\.\.44, 5 files\)"),
-    ("unknown emotion", _rows(2, emotion="Joy"), SAMM_HEADER, None,
-     rf"{ROW} 17: clip 007/007_6_1: unknown Estimated Emotion 'Joy'; expected one of anger, "),
-    ("CASME II label", _rows(0, emotion="repression"), SAMM_HEADER, None,
-     rf"{ROW} 15: clip 006/006_1_2: unknown Estimated Emotion 'repression'"),
-    ("apex not a number", _rows(0, apex="n/a"), SAMM_HEADER, None,
-     rf"{ROW} 15: clip 006/006_1_2: Apex Frame 'n/a' is not a frame number"),
-    ("missing column", SAMM_ROWS, [h if h != "Onset Frame" else "Onset" for h in SAMM_HEADER], None,
-     rf"{ROW} 14: no column 'Onset Frame' \(columns found: 'Subject', 'Filename', "
-     r"'Inducement Code', 'Onset', 'Apex Frame', "),
-    ("no sheet", SAMM_ROWS, SAMM_HEADER, lambda r: (r / SAMM_SHEET).unlink(),
-     r"No coding sheet matching 'SAMM_Micro_FACS_Codes\*\.xlsx' found in .*/data, .*/data/SAMM;"),
-    ("no subject folders", SAMM_ROWS, SAMM_HEADER, lambda r: shutil.rmtree(r / "SAMM"),
-     r"data: no SAMM subject folders \(006/…\) in it or in SAMM/\."),
+    (
+        "no folder",
+        SAMM_ROWS,
+        SAMM_HEADER,
+        lambda r: shutil.rmtree(r / "SAMM/007/007_6_1"),
+        rf"{ROW} 17: clip 007/007_6_1 has no folder .*SAMM/007/007_6_1\.",
+    ),
+    (
+        "range outside",
+        _rows(4, offset=45),
+        SAMM_HEADER,
+        None,
+        rf"{ROW} 19: clip 011/011_2_1: frame range 40\.\.45 is outside the folder .*011_2_1 "
+        r"\(frames 40\.\.44, 5 files\)",
+    ),
+    (
+        "unknown emotion",
+        _rows(2, emotion="Joy"),
+        SAMM_HEADER,
+        None,
+        rf"{ROW} 17: clip 007/007_6_1: unknown Estimated Emotion 'Joy'; expected one of anger, ",
+    ),
+    (
+        "CASME II label",
+        _rows(0, emotion="repression"),
+        SAMM_HEADER,
+        None,
+        rf"{ROW} 15: clip 006/006_1_2: unknown Estimated Emotion 'repression'",
+    ),
+    (
+        "apex not a number",
+        _rows(0, apex="n/a"),
+        SAMM_HEADER,
+        None,
+        rf"{ROW} 15: clip 006/006_1_2: Apex Frame 'n/a' is not a frame number",
+    ),
+    (
+        "missing column",
+        SAMM_ROWS,
+        [h if h != "Onset Frame" else "Onset" for h in SAMM_HEADER],
+        None,
+        rf"{ROW} 14: no column 'Onset Frame' \(columns found: 'Subject', 'Filename', "
+        r"'Inducement Code', 'Onset', 'Apex Frame', ",
+    ),
+    (
+        "no sheet",
+        SAMM_ROWS,
+        SAMM_HEADER,
+        lambda r: (r / SAMM_SHEET).unlink(),
+        r"No coding sheet matching 'SAMM_Micro_FACS_Codes\*\.xlsx' found in .*/data, .*/data/SAMM;",
+    ),
+    (
+        "no subject folders",
+        SAMM_ROWS,
+        SAMM_HEADER,
+        lambda r: shutil.rmtree(r / "SAMM"),
+        r"data: no SAMM subject folders \(006/…\) in it or in SAMM/\.",
+    ),
 ]
 
 
@@ -147,8 +201,9 @@ def test_errors_name_sheet_row_and_problem(tmp_path, case, rows, header, change,
 def test_blank_rows_inside_the_table_keep_excel_numbering(tmp_path):
     root = build_samm(tmp_path, SAMM_ROWS[:4])
     cells = [samm_cells(r) for r in SAMM_ROWS[:4]]
-    write_sheet(root / SAMM_SHEET, SAMM_HEADER, cells[:2] + [[], [None] * 12] + cells[2:],
-                SAMM_PREAMBLE_LINES)
+    write_sheet(
+        root / SAMM_SHEET, SAMM_HEADER, cells[:2] + [[], [None] * 12] + cells[2:], SAMM_PREAMBLE_LINES
+    )
     report = []
     assert len(load_samm(root, report=report)) == 4
     assert [(r["row"], r["clip"]) for r in report] == [(16, "006/006_1_5"), (20, "007/007_7_3")]

@@ -30,8 +30,14 @@ def test_every_clip_subject_label_and_ordered_frames(smic_root):
 def test_frames_cross_999_to_1000_numerically(smic_root):
     clip = next(c for c in load_smic(smic_root) if c.clip_id == "s1_ne_01")
     names = [f.rsplit("/", 1)[1] for f in clip.frames]
-    assert names[:6] == ["image995.bmp", "image996.bmp", "image997.bmp", "image998.bmp",
-                         "image999.bmp", "image1000.bmp"]
+    assert names[:6] == [
+        "image995.bmp",
+        "image996.bmp",
+        "image997.bmp",
+        "image998.bmp",
+        "image999.bmp",
+        "image1000.bmp",
+    ]
 
 
 @pytest.mark.parametrize("level", ["", "SMIC_all_raw", "SMIC_all_raw/HS"])
@@ -81,6 +87,7 @@ def test_errors_name_the_path(tmp_path, damage, match):
         (hs / "s1" / "micro" / "negative" / "s1_ne_02" / "Thumbs.db").write_bytes(b"x")
     elif damage == "no_clips":
         import shutil
+
         shutil.rmtree(hs / "s1" / "micro" / "negative")
     with pytest.raises(DatasetError, match=match) as info:
         load_smic(root)

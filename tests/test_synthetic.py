@@ -28,8 +28,9 @@ MOVING = ("negative", "positive", "surprise")
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     """Four subjects at 64x64 (about 45 clips), generated once for the module."""
-    root = make_synthetic_smic(tmp_path_factory.mktemp("synthetic"), subjects=4, seed=0, size=64,
-                               progress=False)
+    root = make_synthetic_smic(
+        tmp_path_factory.mktemp("synthetic"), subjects=4, seed=0, size=64, progress=False
+    )
     from mer_keras.datasets.smic import load_smic
 
     manifest = json.loads((root / "SMIC_all_raw" / "synthetic_manifest.json").read_text())
@@ -37,8 +38,11 @@ def tree(tmp_path_factory):
 
 
 def _hashes(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
@@ -58,7 +62,11 @@ def test_tree_is_read_by_the_smic_loader(tree):
     for clip in clips:
         planned = manifest[clip.clip_id]
         assert (clip.subject, clip.label, len(clip), clip.fps) == (
-            planned["subject"], planned["label"], planned["n_frames"], 100.0)
+            planned["subject"],
+            planned["label"],
+            planned["n_frames"],
+            100.0,
+        )
         numbers = [frame_number(f) for f in clip.frames]
         assert numbers == list(range(planned["first_frame"], planned["first_frame"] + len(clip)))
         abbreviation = synthetic.CLASS_ABBREVIATIONS[clip.label]
@@ -66,8 +74,7 @@ def test_tree_is_read_by_the_smic_loader(tree):
     assert set(c.label for c in clips) == set(LABELS)
     lengths = [len(c) for c in clips]
     assert min(lengths) == 11 and max(lengths) <= 60
-    crossing = [c for c in clips
-                if frame_number(c.frames[0]) < 100_000 <= frame_number(c.frames[-1])]
+    crossing = [c for c in clips if frame_number(c.frames[0]) < 100_000 <= frame_number(c.frames[-1])]
     assert crossing, "some clip's numbers must cross 99999 -> 100000 (lexical order would be wrong)"
     names = [f.rsplit("/", 1)[-1] for f in crossing[0].frames]
     assert names != sorted(names)
@@ -118,7 +125,7 @@ def _region_energies(tree):
     for clip in clips:
         grey = read_frames(clip.frames).astype(np.float32).mean(axis=-1)
         peak = manifest[clip.clip_id]["apex"]
-        at_apex = np.abs(grey[peak - 1: peak + 2] - grey[0]).mean(axis=0)
+        at_apex = np.abs(grey[peak - 1 : peak + 2] - grey[0]).mean(axis=0)
         at_onset = np.abs(grey[1] - grey[0])
         for region in MOVING:
             if (clip.subject, region) in regions:

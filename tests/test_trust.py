@@ -14,25 +14,47 @@ from mer_keras.compare import compare_runs
 from mer_keras.experiment import run_experiment
 from mer_keras.oracle import oracle_epoch
 
-TINY = ["--backbone", "tiny", "--image-size", "32", "--folds", "2", "--epochs", "3", "--batch-size", "16",
-        "--verbose", "0", "--lstm-units", "8,8,8", "--n", "5", "--no-final"]
+TINY = [
+    "--backbone",
+    "tiny",
+    "--image-size",
+    "32",
+    "--folds",
+    "2",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "16",
+    "--verbose",
+    "0",
+    "--lstm-units",
+    "8,8,8",
+    "--n",
+    "5",
+    "--no-final",
+]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from mer_keras.datasets.synthetic import make_synthetic_smic
 
-    return make_synthetic_smic(tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32, clips_scale=0.4,
-                               progress=False)
+    return make_synthetic_smic(
+        tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32, clips_scale=0.4, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
 def runs(data, tmp_path_factory):
     """Seeds 0 and 1 by --seeds, seed 0 again in its own folder, and seed 0 without the oracle scoring."""
     root = tmp_path_factory.mktemp("runs")
-    assert run_main("exp2", ["--data", str(data), "--out", str(root / "seeds"), "--seeds", "0", "1", *TINY]) == 0
+    assert (
+        run_main("exp2", ["--data", str(data), "--out", str(root / "seeds"), "--seeds", "0", "1", *TINY]) == 0
+    )
     for name, extra in (("again", []), ("no_oracle", ["--no-oracle"])):
-        run_experiment(parse_config("exp2", ["--data", str(data), "--out", str(root / name), *TINY, *extra])[0])
+        run_experiment(
+            parse_config("exp2", ["--data", str(data), "--out", str(root / name), *TINY, *extra])[0]
+        )
     return root
 
 
@@ -59,15 +81,19 @@ def test_results_carry_subject_bootstrap_intervals(runs):
     assert results["ci"]["resamples"] == 2000 and results["ci"]["n_subjects"] == 6
     md = (runs / "again" / "results.md").read_text()
     low, high = (100 * results["ci"]["accuracy"][k] for k in ("low", "high"))
-    assert f"{100 * results['accuracy']:.2f} % [{low:.1f}, {high:.1f}]" in md and "bootstrap over subjects" in md
+    assert (
+        f"{100 * results['accuracy']:.2f} % [{low:.1f}, {high:.1f}]" in md and "bootstrap over subjects" in md
+    )
 
 
 def test_oracle_is_chosen_on_the_test_scores_and_changes_nothing_honest(runs):
     with_oracle, without = runs / "again", runs / "no_oracle"
     assert (with_oracle / "predictions.csv").read_bytes() == (without / "predictions.csv").read_bytes()
     for fold in (0, 1):
-        with h5py.File(with_oracle / f"fold_{fold}" / "best.weights.h5") as a, \
-                h5py.File(without / f"fold_{fold}" / "best.weights.h5") as b:
+        with (
+            h5py.File(with_oracle / f"fold_{fold}" / "best.weights.h5") as a,
+            h5py.File(without / f"fold_{fold}" / "best.weights.h5") as b,
+        ):
             names = _datasets(a)
             assert names and names == _datasets(b) and all(np.array_equal(a[n][()], b[n][()]) for n in names)
         assert not (without / f"fold_{fold}" / "epoch_predictions.csv").exists()
@@ -85,8 +111,12 @@ def test_oracle_is_chosen_on_the_test_scores_and_changes_nothing_honest(runs):
         honest = pd.read_csv(with_oracle / f"fold_{entry['fold']}" / "predictions.csv")
         at_selected = epochs[epochs["epoch"] == entry["honest_epoch"]]
         assert honest["predicted"].tolist() == at_selected["predicted"].tolist()
-    assert all(oracle["gap"][k] == pytest.approx(oracle["oracle"][k] - oracle["honest"][k]) for k in oracle["gap"])
-    assert oracle["gap"]["accuracy"] >= 0 and "## Honest and oracle" in (with_oracle / "results.md").read_text()
+    assert all(
+        oracle["gap"][k] == pytest.approx(oracle["oracle"][k] - oracle["honest"][k]) for k in oracle["gap"]
+    )
+    assert (
+        oracle["gap"]["accuracy"] >= 0 and "## Honest and oracle" in (with_oracle / "results.md").read_text()
+    )
 
 
 def _datasets(h5):
@@ -97,7 +127,9 @@ def _datasets(h5):
 
 def test_seeds_write_the_spread_over_seeds(runs):
     summary = json.loads((runs / "seeds" / "seeds.json").read_text())
-    accuracies = [json.loads((runs / "seeds" / f"seed_{s}" / "results.json").read_text())["accuracy"] for s in (0, 1)]
+    accuracies = [
+        json.loads((runs / "seeds" / f"seed_{s}" / "results.json").read_text())["accuracy"] for s in (0, 1)
+    ]
     assert summary["seeds"] == [0, 1] and summary["accuracy"]["values"] == pytest.approx(accuracies)
     assert summary["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
     assert summary["accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
@@ -123,9 +155,14 @@ def test_compare_gives_difference_ci_and_p(runs, capsys):
 def test_compare_refuses_runs_on_other_clips(runs, data, tmp_path, capsys):
     from mer_keras.datasets.synthetic import make_synthetic_smic
 
-    other = make_synthetic_smic(tmp_path / "other", subjects=4, seed=2, size=32, clips_scale=0.4, progress=False)
-    run_experiment(parse_config("exp2", ["--data", str(other), "--out", str(tmp_path / "run"), *TINY,
-                                         "--epochs", "1"])[0])
+    other = make_synthetic_smic(
+        tmp_path / "other", subjects=4, seed=2, size=32, clips_scale=0.4, progress=False
+    )
+    run_experiment(
+        parse_config("exp2", ["--data", str(other), "--out", str(tmp_path / "run"), *TINY, "--epochs", "1"])[
+            0
+        ]
+    )
     with pytest.raises(ValueError, match="not comparable: dataset"):
         compare_runs(runs / "again", tmp_path / "run")
     assert compare_main([str(runs / "again"), str(tmp_path / "run")]) == 2

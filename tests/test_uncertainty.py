@@ -29,8 +29,11 @@ SMALL = {
 
 def table(spec, extra=True):
     """A prediction table (clip, subject, true, predicted, p_*, fold) from {subject: [(true, pred)]}."""
-    rows = [{"clip": f"{s}_{i}", "subject": s, "true": t, "predicted": p}
-            for s, pairs in spec.items() for i, (t, p) in enumerate(pairs)]
+    rows = [
+        {"clip": f"{s}_{i}", "subject": s, "true": t, "predicted": p}
+        for s, pairs in spec.items()
+        for i, (t, p) in enumerate(pairs)
+    ]
     frame = pd.DataFrame(rows)
     if extra:
         for c in ABC:
@@ -61,6 +64,7 @@ def uniform_spec(n_subjects, clips, wrong_subjects=(), seed=None):
 
 
 # ---- scores of given subject draws, against hand computation and clip_metrics ----
+
 
 @pytest.mark.parametrize(
     "draw, expected",
@@ -109,6 +113,7 @@ def test_confusion_scores_equal_clip_metrics_on_random_tables():
 
 
 # ---- the bootstrap ----
+
 
 def test_bootstrap_quantiles_match_the_exact_distribution_of_27_draws():
     # With 3 subjects the 27 ordered draws are equally likely: that is the exact bootstrap distribution.
@@ -163,11 +168,24 @@ def test_bootstrap_result_structure_is_json_and_reproducible():
     assert first == bootstrap_ci(table(spec), ABC, resamples=300, seed=7, level=0.9)
     assert first != bootstrap_ci(table(spec), ABC, resamples=300, seed=8, level=0.9)
     assert json.loads(json.dumps(first)) == first
-    assert set(first) == {*SCORES, "method", "resamples", "resamples_missing_a_class", "seed", "level",
-                          "n_subjects", "n_clips"}
+    assert set(first) == {
+        *SCORES,
+        "method",
+        "resamples",
+        "resamples_missing_a_class",
+        "seed",
+        "level",
+        "n_subjects",
+        "n_clips",
+    }
     assert set(first["uf1"]) == {"estimate", "low", "high"}
     assert (first["resamples"], first["seed"], first["level"], first["n_subjects"], first["n_clips"]) == (
-        300, 7, 0.9, 8, 40)
+        300,
+        7,
+        0.9,
+        8,
+        40,
+    )
     assert "subjects" in first["method"]
     shuffled = table(spec).sample(frac=1, random_state=0)  # row order does not matter
     assert bootstrap_ci(shuffled, ABC, resamples=300, seed=7, level=0.9) == first
@@ -183,10 +201,13 @@ def test_bootstrap_counts_resamples_with_an_absent_class():
 def test_labels_are_matched_by_their_string_form():
     # pandas reads numeric labels back from the predictions CSV as integers
     frame = table(SMALL, extra=False)
-    numeric = frame.assign(true=frame["true"].map({"a": 0, "b": 1, "c": 2}),
-                           predicted=frame["predicted"].map({"a": 0, "b": 1, "c": 2}))
-    assert bootstrap_ci(numeric, ["0", "1", "2"], resamples=100) == bootstrap_ci(numeric, [0, 1, 2],
-                                                                                 resamples=100)
+    numeric = frame.assign(
+        true=frame["true"].map({"a": 0, "b": 1, "c": 2}),
+        predicted=frame["predicted"].map({"a": 0, "b": 1, "c": 2}),
+    )
+    assert bootstrap_ci(numeric, ["0", "1", "2"], resamples=100) == bootstrap_ci(
+        numeric, [0, 1, 2], resamples=100
+    )
     assert bootstrap_ci(numeric, [0, 1, 2], resamples=100)["uf1"]["estimate"] == pytest.approx(59 / 90)
 
 
@@ -196,8 +217,14 @@ def test_speed_on_a_composite_sized_table():
     subject = np.sort(rng.integers(0, 68, 442))
     subject[:68] = np.arange(68)
     true = rng.choice(ABC, 442)
-    frame_a = pd.DataFrame({"clip": np.arange(442), "subject": subject, "true": true,
-                            "predicted": np.where(rng.random(442) < 0.6, true, rng.choice(ABC, 442))})
+    frame_a = pd.DataFrame(
+        {
+            "clip": np.arange(442),
+            "subject": subject,
+            "true": true,
+            "predicted": np.where(rng.random(442) < 0.6, true, rng.choice(ABC, 442)),
+        }
+    )
     frame_b = frame_a.assign(predicted=np.where(rng.random(442) < 0.7, true, rng.choice(ABC, 442)))
     started = time.perf_counter()
     bootstrap_ci(frame_a, ABC, resamples=2000)
@@ -206,6 +233,7 @@ def test_speed_on_a_composite_sized_table():
 
 
 # ---- paired comparison ----
+
 
 @pytest.mark.parametrize(
     "spec, permutations, exact",
@@ -250,8 +278,11 @@ def test_exact_p_value_equals_brute_force_enumeration_of_subject_swaps():
     def scores(predicted):
         return clip_metrics(true, predicted, ABC)
 
-    observed = {k: scores([p for s in subjects for _, p in spec_b[s]])[k]
-                - scores([p for s in subjects for _, p in spec_a[s]])[k] for k in SCORES}
+    observed = {
+        k: scores([p for s in subjects for _, p in spec_b[s]])[k]
+        - scores([p for s in subjects for _, p in spec_a[s]])[k]
+        for k in SCORES
+    }
     hits = dict.fromkeys(SCORES, 0)
     for swap in itertools.product((False, True), repeat=5):
         run_a = [p for s, w in zip(subjects, swap) for _, p in (spec_b if w else spec_a)[s]]
@@ -279,12 +310,24 @@ def test_paired_bootstrap_draws_both_runs_subjects_together():
 def test_paired_comparison_is_reproducible_and_json():
     a, b = table(uniform_spec(20, 3, seed=1)), table(uniform_spec(20, 3, seed=2))
     first = paired_comparison(a, b, ABC, resamples=300, permutations=300, seed=4)
-    assert first == paired_comparison(a.sample(frac=1, random_state=1), b, ABC, resamples=300,
-                                      permutations=300, seed=4)
+    assert first == paired_comparison(
+        a.sample(frac=1, random_state=1), b, ABC, resamples=300, permutations=300, seed=4
+    )
     assert first != paired_comparison(a, b, ABC, resamples=300, permutations=300, seed=5)
     assert json.loads(json.dumps(first)) == first
-    assert set(first) == {*SCORES, "difference", "method", "permutation_scheme", "resamples", "permutations",
-                          "exact_permutation", "seed", "level", "n_subjects", "n_clips"}
+    assert set(first) == {
+        *SCORES,
+        "difference",
+        "method",
+        "permutation_scheme",
+        "resamples",
+        "permutations",
+        "exact_permutation",
+        "seed",
+        "level",
+        "n_subjects",
+        "n_clips",
+    }
     assert set(first["uar"]) == {"a", "b", "difference", "low", "high", "p_value"}
     assert first["uar"]["difference"] == pytest.approx(first["uar"]["b"] - first["uar"]["a"])
     swapped = paired_comparison(b, a, ABC, resamples=300, permutations=300, seed=4)
@@ -310,19 +353,49 @@ _EXTRA = [{"clip": "s9_0", "subject": "s9", "true": "a", "predicted": "a"}]
 @pytest.mark.parametrize(
     "changes_a, changes_b, match",
     [
-        ({}, {"drop": [0, 5]}, (r"runs differ in clips: 2 only in A \(s1_0, s3_0\), 0 only in B\. "
-                               r"Received: 6 clips in A, 4 in B")),
+        (
+            {},
+            {"drop": [0, 5]},
+            (
+                r"runs differ in clips: 2 only in A \(s1_0, s3_0\), 0 only in B\. "
+                r"Received: 6 clips in A, 4 in B"
+            ),
+        ),
         ({}, {"add": _EXTRA}, r"0 only in A, 1 only in B \(s9_0\)\. Received: 6 clips in A, 7 in B"),
-        ({"add": _EXTRA}, {"add": [{**_EXTRA[0], "clip": "s8_0"}]},
-         r"1 only in A \(s9_0\), 1 only in B \(s8_0\)"),
-        ({}, {"cells": {(2, "true"): "b"}}, (r"disagree on the true label of 1 clips\. "
-                                            r"Received: s2_0: 'a' in A, 'b' in B")),
-        ({}, {"cells": {(5, "subject"): "s1"}}, (r"disagree on the subject of 1 clips\. "
-                                                r"Received: s3_0: 's3' in A, 's1' in B")),
-        ({"add": [{"clip": "s1_0", "subject": "s1", "true": "a", "predicted": "b"}]}, {},
-         r"run A must hold each clip once\. Received: repeated clips s1_0"),
-        ({}, {"cells": {(0, "predicted"): "x"}}, (r"run B column 'predicted' holds labels not in classes "
-                                                 r".*Received: \['x'\]")),
+        (
+            {"add": _EXTRA},
+            {"add": [{**_EXTRA[0], "clip": "s8_0"}]},
+            r"1 only in A \(s9_0\), 1 only in B \(s8_0\)",
+        ),
+        (
+            {},
+            {"cells": {(2, "true"): "b"}},
+            (
+                r"disagree on the true label of 1 clips\. "
+                r"Received: s2_0: 'a' in A, 'b' in B"
+            ),
+        ),
+        (
+            {},
+            {"cells": {(5, "subject"): "s1"}},
+            (
+                r"disagree on the subject of 1 clips\. "
+                r"Received: s3_0: 's3' in A, 's1' in B"
+            ),
+        ),
+        (
+            {"add": [{"clip": "s1_0", "subject": "s1", "true": "a", "predicted": "b"}]},
+            {},
+            r"run A must hold each clip once\. Received: repeated clips s1_0",
+        ),
+        (
+            {},
+            {"cells": {(0, "predicted"): "x"}},
+            (
+                r"run B column 'predicted' holds labels not in classes "
+                r".*Received: \['x'\]"
+            ),
+        ),
     ],
 )
 def test_paired_comparison_errors(changes_a, changes_b, match):
@@ -344,8 +417,12 @@ def test_many_differing_clips_are_summarised():
         ([{"clip": 1}], {}, TypeError, r"must be a pandas DataFrame.*Received: <class 'list'>"),
         (table(SMALL).drop(columns="subject"), {}, ValueError, r"lacks columns \['subject'\]"),
         (table(SMALL).iloc[:0], {}, ValueError, "Received: 0 rows"),
-        (table(SMALL).assign(subject=[None, "s1", "s2", "s2", "s2", "s3"]), {}, ValueError,
-         r"empty cells in columns \['subject'\]\. Received: 1 rows"),
+        (
+            table(SMALL).assign(subject=[None, "s1", "s2", "s2", "s2", "s3"]),
+            {},
+            ValueError,
+            r"empty cells in columns \['subject'\]\. Received: 1 rows",
+        ),
         (table(SMALL).assign(true="z"), {}, ValueError, r"column 'true' holds labels .*Received: \['z'\]"),
         (table(SMALL), {"resamples": 0}, ValueError, "resamples must be a positive integer. Received: 0"),
         (table(SMALL), {"resamples": 2.5}, ValueError, "Received: 2.5"),
@@ -360,8 +437,11 @@ def test_bootstrap_errors(predictions, kwargs, error, match):
 @pytest.mark.parametrize(
     "confusions, draws, match",
     [
-        (np.zeros((3, 3, 3), int), np.array([[0, 3]]),
-         r"index the 3 subjects .*Received: values in \[0, 3\]"),
+        (
+            np.zeros((3, 3, 3), int),
+            np.array([[0, 3]]),
+            r"index the 3 subjects .*Received: values in \[0, 3\]",
+        ),
         (np.zeros((3, 3, 3), int), np.array([0, 1]), r"2-D integer matrix .*Received: shape \(2,\)"),
         (np.zeros((3, 3, 3), int), np.array([[0.0, 1.0]]), "dtype float64"),
         (np.zeros((3, 3)), np.array([[0]]), r"\(subjects, classes, classes\)\. Received: \(3, 3\)"),
@@ -374,18 +454,34 @@ def test_resample_scores_errors(confusions, draws, match):
 
 # ---- seeds ----
 
+
 @pytest.mark.parametrize(
     "results, seeds, expected",
     [
-        ([{"accuracy": 0.5, "uf1": 0.4, "uar": 0.3, "seed": 1},
-          {"accuracy": 0.7, "uf1": 0.4, "uar": 0.5, "seed": 2}],
-         None, {"accuracy": (0.6, np.sqrt(0.02), [0.5, 0.7]), "uf1": (0.4, 0.0, [0.4, 0.4]),
-                "uar": (0.4, np.sqrt(0.02), [0.3, 0.5]), "seeds": [1, 2]}),
+        (
+            [
+                {"accuracy": 0.5, "uf1": 0.4, "uar": 0.3, "seed": 1},
+                {"accuracy": 0.7, "uf1": 0.4, "uar": 0.5, "seed": 2},
+            ],
+            None,
+            {
+                "accuracy": (0.6, np.sqrt(0.02), [0.5, 0.7]),
+                "uf1": (0.4, 0.0, [0.4, 0.4]),
+                "uar": (0.4, np.sqrt(0.02), [0.3, 0.5]),
+                "seeds": [1, 2],
+            },
+        ),
         # sample std (ddof=1) of 0.1, 0.2, 0.6 = sqrt(0.07) ; seeds given explicitly
-        ([{"accuracy": v, "uf1": v, "uar": v} for v in (0.1, 0.2, 0.6)], [np.int64(0), 1, 2],
-         {"accuracy": (0.3, np.sqrt(0.07), [0.1, 0.2, 0.6]), "seeds": [0, 1, 2]}),
-        ([{"accuracy": 0.5, "uf1": 0.4, "uar": 0.3}], None,
-         {"accuracy": (0.5, None, [0.5]), "seeds": [None]}),
+        (
+            [{"accuracy": v, "uf1": v, "uar": v} for v in (0.1, 0.2, 0.6)],
+            [np.int64(0), 1, 2],
+            {"accuracy": (0.3, np.sqrt(0.07), [0.1, 0.2, 0.6]), "seeds": [0, 1, 2]},
+        ),
+        (
+            [{"accuracy": 0.5, "uf1": 0.4, "uar": 0.3}],
+            None,
+            {"accuracy": (0.5, None, [0.5]), "seeds": [None]},
+        ),
     ],
 )
 def test_seed_summary(results, seeds, expected):
@@ -404,8 +500,12 @@ def test_seed_summary(results, seeds, expected):
     [
         ([], None, ValueError, r"at least one run's results\. Received: \[\]"),
         ([{"accuracy": 0.5, "uf1": 0.4}], None, ValueError, r"Result 0 lacks \['uar'\]"),
-        ([{"accuracy": float("nan"), "uf1": 0.4, "uar": 0.1}], None, ValueError,
-         "finite numbers for.*accuracy"),
+        (
+            [{"accuracy": float("nan"), "uf1": 0.4, "uar": 0.1}],
+            None,
+            ValueError,
+            "finite numbers for.*accuracy",
+        ),
         ([{"accuracy": "0.5", "uf1": 0.4, "uar": 0.1}], None, ValueError, "finite numbers"),
         ([0.5], None, TypeError, "results dict. Received: <class 'float'> at position 0"),
         ([{"accuracy": 0.5, "uf1": 0.4, "uar": 0.1}], [1, 2], ValueError, "Received: 2 seeds, 1 results"),

@@ -19,7 +19,7 @@ def test_window_count_and_consecutive_frames(length, n):
     assert len(windows) == length - n + 1
     for w, rows in enumerate(windows.rows):
         paths = [table.frames[r][0] for r in rows]
-        assert paths == list(clip.frames[w:w + n])  # n consecutive frames starting at frame w
+        assert paths == list(clip.frames[w : w + n])  # n consecutive frames starting at frame w
 
 
 def test_short_clip_is_interpolated_into_one_window():

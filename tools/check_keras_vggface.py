@@ -108,7 +108,9 @@ def reference(workdir):
         if layer.weights:
             layer.set_weights(top.get_layer(layer.name).get_weights())
 
-    paths = {name: os.path.join(workdir, f"{name}.h5") for name in ("top_weights", "notop_weights", "top_model")}
+    paths = {
+        name: os.path.join(workdir, f"{name}.h5") for name in ("top_weights", "notop_weights", "top_model")
+    }
     top.save_weights(paths["top_weights"])
     notop.save_weights(paths["notop_weights"])
     top.save(paths["top_model"])
@@ -119,7 +121,9 @@ def reference(workdir):
             "attr_dtype": str(names.dtype),
             "bn_weight_names": [n.decode() if isinstance(n, bytes) else n for n in names],
             "bn_kernel_dataset": "conv1/7x7_s2/bn/conv1/7x7_s2/bn/moving_variance:0" in f,
-            "first_layer_names": [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"][:4]],
+            "first_layer_names": [
+                n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"][:4]
+            ],
         }
     np.savez(
         os.path.join(workdir, "reference.npz"),
@@ -129,8 +133,13 @@ def reference(workdir):
         notop_avg=notop.predict(x, verbose=0),
         features=features,
     )
-    info = {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__, "keras_vggface": vggface_version,
-            "paths": paths, "layout": layout}
+    info = {
+        "tensorflow": tf.__version__,
+        "tf_keras": tf_keras.__version__,
+        "keras_vggface": vggface_version,
+        "paths": paths,
+        "layout": layout,
+    }
     with open(os.path.join(workdir, "reference.json"), "w") as f:
         json.dump(info, f)
 
@@ -185,8 +194,11 @@ def compare(workdir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ref-python", default=DEFAULT_REF_PYTHON,
-                        help="Python with tf-keras and keras-vggface (default: $MER_REF_PYTHON or /tmp/refvenv)")
+    parser.add_argument(
+        "--ref-python",
+        default=DEFAULT_REF_PYTHON,
+        help="Python with tf-keras and keras-vggface (default: $MER_REF_PYTHON or /tmp/refvenv)",
+    )
     parser.add_argument("--workdir", help="where to keep the files (default: a temporary folder)")
     parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -194,15 +206,21 @@ def main(argv=None):
         reference(args.workdir)
         return 0
     if not os.path.exists(args.ref_python):
-        raise SystemExit(f"No reference interpreter at {args.ref_python}; the docstring of this script says how "
-                         "to make one.")
+        raise SystemExit(
+            f"No reference interpreter at {args.ref_python}; the docstring of this script says how "
+            "to make one."
+        )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
         # Run as a file path, not -m: the reference interpreter need not have mer_keras.
-        subprocess.run([args.ref_python, os.path.abspath(__file__), "--reference", "--workdir", workdir],
-                       check=True, env=env, cwd=workdir)
+        subprocess.run(
+            [args.ref_python, os.path.abspath(__file__), "--reference", "--workdir", workdir],
+            check=True,
+            env=env,
+            cwd=workdir,
+        )
         report = compare(workdir)
     print(json.dumps(report))
     return 0 if report["passed"] else 1

@@ -20,22 +20,33 @@ def build_backbone(backbone: str, weights: str, size: int, synthetic: bool, pool
         if weights not in ("auto", "none"):
             raise ValueError(f"--backbone tiny has no pretrained weights. Received: --weights {weights}")
         return vggface_resnet50(weights=None, input_shape=shape, pooling=pooling, **TINY), {
-            "source": "random", "reason": "--backbone tiny"}
+            "source": "random",
+            "reason": "--backbone tiny",
+        }
     if weights == "none":
         return vggface_resnet50(weights=None, input_shape=shape, pooling=pooling), {
-            "source": "random", "reason": "--weights none"}
+            "source": "random",
+            "reason": "--weights none",
+        }
     try:
-        model = vggface_resnet50(weights="vggface2" if weights == "auto" else weights, input_shape=shape,
-                                 pooling=pooling)
+        model = vggface_resnet50(
+            weights="vggface2" if weights == "auto" else weights, input_shape=shape, pooling=pooling
+        )
     except WeightsNotFoundError as error:
         if weights != "auto" or not synthetic:
             if weights == "auto":
-                raise WeightsNotFoundError(f"{error}\nOn real data --weights auto needs the file; "
-                                           "pass --weights none to train from random weights.") from error
+                raise WeightsNotFoundError(
+                    f"{error}\nOn real data --weights auto needs the file; "
+                    "pass --weights none to train from random weights."
+                ) from error
             raise
-        message = ("VGGFace2 weights not found and not downloadable: the backbone uses RANDOM weights. "
-                   "Fine for the synthetic demo; results are not the paper's setting. " + str(error))
+        message = (
+            "VGGFace2 weights not found and not downloadable: the backbone uses RANDOM weights. "
+            "Fine for the synthetic demo; results are not the paper's setting. " + str(error)
+        )
         warnings.warn(message, stacklevel=2)
         return vggface_resnet50(weights=None, input_shape=shape, pooling=pooling), {
-            "source": "random", "reason": "auto: VGGFace2 file missing and not downloadable (synthetic data)"}
+            "source": "random",
+            "reason": "auto: VGGFace2 file missing and not downloadable (synthetic data)",
+        }
     return model, {"source": "file", **(model.weights_source or {})}

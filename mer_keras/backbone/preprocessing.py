@@ -50,7 +50,10 @@ class VGGFacePreprocess(keras.layers.Layer):
 
 
 def with_preprocessing(backbone: keras.Model, size: int, name=None) -> keras.Model:
-    """Raw RGB frames ``(size, size, 3)``, 0-255, in; ``backbone``'s output out (the backbone's own layers)."""
+    """Raw RGB frames ``(size, size, 3)``, 0-255, in; ``backbone``'s output out (its own layers)."""
     frames = keras.Input((size, size, 3), name="rgb_frames")
-    return keras.Model(frames, backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
-                       name=name or f"{backbone.name}_on_rgb")
+    return keras.Model(
+        frames,
+        backbone(VGGFacePreprocess(name="vggface_preprocess")(frames)),
+        name=name or f"{backbone.name}_on_rgb",
+    )

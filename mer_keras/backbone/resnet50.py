@@ -41,8 +41,10 @@ def _check_args(include_top, pooling, input_shape, classes, classifier_activatio
         not isinstance(input_shape, (tuple, list))
         or len(input_shape) != 3
         or input_shape[-1] != 3
-        or not all(d is None or (isinstance(d, numbers.Integral) and not isinstance(d, bool))
-                   for d in input_shape[:2])
+        or not all(
+            d is None or (isinstance(d, numbers.Integral) and not isinstance(d, bool))
+            for d in input_shape[:2]
+        )
     ):
         raise ValueError(
             "`input_shape` must be (height, width, 3), channels last, height and width ints or None. "
@@ -50,7 +52,8 @@ def _check_args(include_top, pooling, input_shape, classes, classifier_activatio
         )
     if any(d is not None and d < MIN_SIZE for d in input_shape[:2]):
         raise ValueError(
-            f"`input_shape` height and width must be at least {MIN_SIZE}. Received: input_shape={input_shape!r}"
+            f"`input_shape` height and width must be at least {MIN_SIZE}. "
+            f"Received: input_shape={input_shape!r}"
         )
     if include_top:
         sizes = [_stage_size(d) for d in input_shape[:2]]
@@ -78,8 +81,15 @@ def _check_args(include_top, pooling, input_shape, classes, classifier_activatio
 
 
 def _conv_bn(x, make, filters, kernel_size, name, strides=1, padding="valid", relu=True):
-    x = make(layers.Conv2D, name, filters=filters, kernel_size=kernel_size, strides=strides,
-             padding=padding, use_bias=False)(x)
+    x = make(
+        layers.Conv2D,
+        name,
+        filters=filters,
+        kernel_size=kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+    )(x)
     x = make(layers.BatchNormalization, f"{name}_bn", axis=BN_AXIS, epsilon=BN_EPSILON)(x)
     if relu:
         x = make(layers.Activation, f"{name}_relu", activation="relu")(x)
@@ -163,7 +173,9 @@ class VGGFaceResNet50(keras.Model):
         blocks, classes, width = tuple(int(b) for b in blocks), int(classes), float(width)
 
         inputs = keras.Input(shape=input_shape, name="images")
-        x = build_graph(inputs, new_layer, blocks, width, include_top, pooling, classes, classifier_activation)
+        x = build_graph(
+            inputs, new_layer, blocks, width, include_top, pooling, classes, classifier_activation
+        )
         super().__init__(inputs=inputs, outputs=x, name=name, **kwargs)
 
         self.include_top = include_top

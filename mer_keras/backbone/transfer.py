@@ -82,7 +82,7 @@ def frozen_output_name(model, retrain_from):
 
 
 def split_backbone(backbone, retrain_from):
-    """`(frozen_prefix, trainable_suffix)` with `suffix(prefix(x)) == backbone(x)`; freezes as `freeze_before`.
+    """`(frozen_prefix, trainable_suffix)`, `suffix(prefix(x)) == backbone(x)`; freezes as `freeze_before`.
 
     Both share the backbone's layers (same names, same variables), so training the suffix trains
     the backbone too. The suffix ends with the backbone's pooling/top. `retrain_from` None or "none"

@@ -20,7 +20,7 @@ CACHE_SUBDIR = os.path.join("models", "vggface")
 
 
 def legacy_layer_name(name):
-    """keras-vggface's (Keras 2) name of one of our weighted layers: `conv1_7x7_s2_bn` -> `conv1/7x7_s2/bn`."""
+    """keras-vggface's (Keras 2) name of our weighted layer: `conv1_7x7_s2_bn` -> `conv1/7x7_s2/bn`."""
     if name.endswith("_bn"):
         return legacy_layer_name(name[: -len("_bn")]) + "/bn"
     if name == "conv1_7x7_s2":
@@ -53,7 +53,9 @@ def fetch_vggface2_weights(include_top=False, base_url=None):
     # get_file falls back to /tmp/.keras when the cache folder does not exist yet; make it first.
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
-        return keras.utils.get_file(fname, base_url + fname, cache_subdir=CACHE_SUBDIR, cache_dir=keras_home())
+        return keras.utils.get_file(
+            fname, base_url + fname, cache_subdir=CACHE_SUBDIR, cache_dir=keras_home()
+        )
     except Exception as e:  # get_file raises bare Exception on URL failures
         raise WeightsNotFoundError(
             f"VGGFace2 weights {fname} are not on disk and could not be downloaded "
@@ -113,7 +115,9 @@ def _read_file_layers(path):
             try:
                 group = root[lname]
             except (KeyError, OSError) as e:
-                raise WeightsError(f"{where}: listed in layer_names but its group is unreadable or absent: {e}")
+                raise WeightsError(
+                    f"{where}: listed in layer_names but its group is unreadable or absent: {e}"
+                ) from e
             weight_names = _read_names(group, "weight_names")
             if weight_names is None:
                 raise WeightsError(f"{where}: group has no 'weight_names' attribute.")
@@ -125,7 +129,9 @@ def _read_file_layers(path):
                 try:
                     values[key] = np.asarray(group[wname])
                 except (KeyError, OSError) as e:
-                    raise WeightsError(f"{where}: cannot read weight {wname!r} (truncated or corrupt file?): {e}")
+                    raise WeightsError(
+                        f"{where}: cannot read weight {wname!r} (truncated or corrupt file?): {e}"
+                    ) from e
             if values:
                 layers[lname] = values
         return layers
@@ -165,12 +171,16 @@ def load_legacy_weights(model, path, name_map=None, ignore=()):
         for key, variable in variables.items():
             value = stored[key]
             if tuple(value.shape) != tuple(variable.shape):
-                problems.append(f"{where}: {key} has shape {tuple(value.shape)} in the file, "
-                                f"{tuple(variable.shape)} in the model")
+                problems.append(
+                    f"{where}: {key} has shape {tuple(value.shape)} in the file, "
+                    f"{tuple(variable.shape)} in the model"
+                )
             elif value.dtype.kind in "fc" and not np.isfinite(value).all():
                 bad = int(value.size - np.isfinite(value).sum())
-                problems.append(f"{where} weight {key!r} holds NaN/inf ({bad} of {value.size} values): "
-                                "a damaged or badly converted file")
+                problems.append(
+                    f"{where} weight {key!r} holds NaN/inf ({bad} of {value.size} values): "
+                    "a damaged or badly converted file"
+                )
             else:
                 assignments.append((variable, value))
     unused = sorted(set(file_layers) - set(name_map.values()) - set(ignore))

@@ -64,10 +64,21 @@ def check_frames(clips, progress=True) -> dict:
             clip_of.setdefault(frame, clip.key)
     workers = min(4, os.cpu_count() or 1)  # OpenCV decodes without the GIL
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        problems = list(tqdm(pool.map(frame_problem, clip_of), total=len(clip_of), unit="frame",
-                             desc="decoding frames", disable=not progress, file=sys.stderr))
-    unreadable = [{"frame": frame, "clip": clip_of[frame], "problem": problem}
-                  for frame, problem in zip(clip_of, problems) if problem is not None]
+        problems = list(
+            tqdm(
+                pool.map(frame_problem, clip_of),
+                total=len(clip_of),
+                unit="frame",
+                desc="decoding frames",
+                disable=not progress,
+                file=sys.stderr,
+            )
+        )
+    unreadable = [
+        {"frame": frame, "clip": clip_of[frame], "problem": problem}
+        for frame, problem in zip(clip_of, problems)
+        if problem is not None
+    ]
     return {"frames": len(clip_of), "unreadable": unreadable}
 
 
@@ -79,12 +90,16 @@ def format_frame_check(result: dict) -> str:
 
 
 def _print_text(summary: dict, table: pd.DataFrame) -> None:
-    print(f"datasets: {', '.join(summary['datasets'])}   clips: {summary['clips']}   "
-          f"subjects: {summary['subjects']}   fps: {summary['fps']}")
+    print(
+        f"datasets: {', '.join(summary['datasets'])}   clips: {summary['clips']}   "
+        f"subjects: {summary['subjects']}   fps: {summary['fps']}"
+    )
     print(table.to_string())
     f = summary["frames"]
-    print(f"frames per clip: min {f['min']}, median {f['median']:g}, mean {f['mean']}, "
-          f"max {f['max']}, total {f['total']}")
+    print(
+        f"frames per clip: min {f['min']}, median {f['median']:g}, mean {f['mean']}, "
+        f"max {f['max']}, total {f['total']}"
+    )
     for label, c in summary["classes"].items():
         print(f"  {label:>12}: {c['clips']} clips, {c['frames']} frames")
 
@@ -94,23 +109,40 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     sub = commands.add_parser("describe", help="count clips per subject x class, frame statistics")
     sub.add_argument("root", help="dataset folder")
-    sub.add_argument("--dataset", default="auto", choices=["auto", *LOADERS],
-                     help="which loader reads ROOT (default: recognised from the layout)")
-    sub.add_argument("--sheet", default=None, metavar="PATH",
-                     help="coding sheet to read instead of the one found beside the data (casme2, samm; "
-                          "megc2019: a CASME2-coding-*.xlsx or SAMM_Micro_FACS_Codes*.xlsx by file name)")
-    sub.add_argument("--check-frames", action="store_true",
-                     help="decode every frame of the clips and list unreadable ones (truncated, zero-byte, "
-                          "not an image); exit code 1 if any")
+    sub.add_argument(
+        "--dataset",
+        default="auto",
+        choices=["auto", *LOADERS],
+        help="which loader reads ROOT (default: recognised from the layout)",
+    )
+    sub.add_argument(
+        "--sheet",
+        default=None,
+        metavar="PATH",
+        help="coding sheet to read instead of the one found beside the data (casme2, samm; "
+        "megc2019: a CASME2-coding-*.xlsx or SAMM_Micro_FACS_Codes*.xlsx by file name)",
+    )
+    sub.add_argument(
+        "--check-frames",
+        action="store_true",
+        help="decode every frame of the clips and list unreadable ones (truncated, zero-byte, "
+        "not an image); exit code 1 if any",
+    )
     sub.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    sub.add_argument("--check", choices=list(CHECKS),
-                     help="compare ROOT with the official MEGC2019 list (the composite, or one source's "
-                          "part of it): counts per class and subject, clip by clip; exit code 1 if it "
-                          "differs")
+    sub.add_argument(
+        "--check",
+        choices=list(CHECKS),
+        help="compare ROOT with the official MEGC2019 list (the composite, or one source's "
+        "part of it): counts per class and subject, clip by clip; exit code 1 if it "
+        "differs",
+    )
     args = parser.parse_args(argv)
     if args.check and args.dataset not in ("auto", CHECKS[args.check][1]):
-        print(f"error: --check {args.check} reads ROOT as {CHECKS[args.check][1]}; --dataset must be auto or "
-              f"{CHECKS[args.check][1]}. Received: --dataset {args.dataset}", file=sys.stderr)
+        print(
+            f"error: --check {args.check} reads ROOT as {CHECKS[args.check][1]}; --dataset must be auto or "
+            f"{CHECKS[args.check][1]}. Received: --dataset {args.dataset}",
+            file=sys.stderr,
+        )
         return 2
     try:
         if args.check:

@@ -42,9 +42,7 @@ def find_release_folder(root) -> Path:
         check_link(candidate)
         if candidate.is_dir() and any(_is_subject(p) for p in candidate.iterdir()):
             return candidate
-    raise DatasetError(
-        f"{root}: no CASME II subject folders (sub01/…) in it or in {', '.join(RELEASES)}/."
-    )
+    raise DatasetError(f"{root}: no CASME II subject folders (sub01/…) in it or in {', '.join(RELEASES)}/.")
 
 
 def subject_folder(value) -> str:
@@ -69,6 +67,12 @@ def load_casme2(root, sheet=None, frames="onset-offset", report=None, missing="e
 
 
 CASME2 = CodedDataset(
-    name="casme2", columns=COLUMNS, emotions=EMOTIONS, fps=FPS, sheet_pattern=SHEET_PATTERN,
-    find_release=find_release_folder, subject_pattern=SUBJECT, subject_folder=subject_folder,
+    name="casme2",
+    columns=COLUMNS,
+    emotions=EMOTIONS,
+    fps=FPS,
+    sheet_pattern=SHEET_PATTERN,
+    find_release=find_release_folder,
+    subject_pattern=SUBJECT,
+    subject_folder=subject_folder,
 )

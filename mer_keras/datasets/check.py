@@ -47,8 +47,9 @@ def check_copy(root, check, frames="onset-offset", sheet=None) -> tuple:
         raise ValueError(f"`check` must be one of {list(CHECKS)}. Received: check={check!r}")
     datasets, _, title = CHECKS[check]
     if sheet is not None and not set(datasets) & set(_CODED):
-        raise DatasetError(f"--sheet names a coding sheet, and --check {check} reads none. "
-                           f"Received: --sheet {sheet}")
+        raise DatasetError(
+            f"--sheet names a coding sheet, and --check {check} reads none. Received: --sheet {sheet}"
+        )
     sheets = route_sheets(sheet) if check == "megc2019" else {check: sheet}
     report = []
     if check == "megc2019":
@@ -67,8 +68,9 @@ def check_copy(root, check, frames="onset-offset", sheet=None) -> tuple:
         "check": check,
         "title": title,
         "official_list": MEGC2019_LIST,
-        "sheets": [identify_sheet(sheet_path(_CODED[d], root, sheets.get(d)), d)
-                   for d in datasets if d in _CODED],
+        "sheets": [
+            identify_sheet(sheet_path(_CODED[d], root, sheets.get(d)), d) for d in datasets if d in _CODED
+        ],
         **_counts(table, prefixed=check == "megc2019"),
         "differences": _clip_rows(table[table["status"].isin(MISMATCHES)]),
         "not_listed": _clip_rows(table[table["status"] == "extra"]),
@@ -105,20 +107,23 @@ def _counts(table: pd.DataFrame, prefixed: bool) -> dict:
         here = part[part["status"] != "missing"]
         per_dataset[dataset] = {
             "clips": {"official": len(part), "found": len(here)},
-            "subjects": {"official": int(part["subject"].nunique()),
-                         "found": int(here["subject"].nunique())},
+            "subjects": {"official": int(part["subject"].nunique()), "found": int(here["subject"].nunique())},
         }
     return {
         "totals": {
             "clips": {"official": len(listed), "found": len(present)},
-            "subjects": {"official": int(listed["subject"].nunique()),
-                         "found": int(present["subject"].nunique())},
+            "subjects": {
+                "official": int(listed["subject"].nunique()),
+                "found": int(present["subject"].nunique()),
+            },
         },
         "classes": {c: {"official": int(official[c].sum()), "found": int(found[c].sum())} for c in classes},
         "datasets": per_dataset,
         "subjects": {
-            subject: {c: {"official": int(official.at[subject, c]), "found": int(found.at[subject, c])}
-                      for c in classes}
+            subject: {
+                c: {"official": int(official.at[subject, c]), "found": int(found.at[subject, c])}
+                for c in classes
+            }
             for subject in official.index
         },
     }
@@ -126,9 +131,14 @@ def _counts(table: pd.DataFrame, prefixed: bool) -> dict:
 
 def _clip_rows(rows: pd.DataFrame) -> list:
     return [
-        {"clip": f"{r.dataset}/{r.subject}/{r.clip}", "issue": r.status,
-         "list_line": None if pd.isna(r.line) else int(r.line), "official": r.official,
-         "coded": r.coded, "found": r.found}
+        {
+            "clip": f"{r.dataset}/{r.subject}/{r.clip}",
+            "issue": r.status,
+            "list_line": None if pd.isna(r.line) else int(r.line),
+            "official": r.official,
+            "coded": r.coded,
+            "found": r.found,
+        }
         for r in rows.itertuples()
     ]
 
@@ -142,8 +152,10 @@ def format_check(result: dict) -> str:
     lines = [f"check {result['check']}: {result['title']} (official list {result['official_list']})"]
     for sheet in result["sheets"]:
         lines.append(f"  {sheet['dataset']} coding sheet {sheet['file']}")
-        lines.append(f"    sha256 {sheet['sha256']}: {sheet['version']}"
-                     + (" (known by sha256)" if sheet["known"] == "sha256" else ""))
+        lines.append(
+            f"    sha256 {sheet['sha256']}: {sheet['version']}"
+            + (" (known by sha256)" if sheet["known"] == "sha256" else "")
+        )
     totals = result["totals"]
     rows = {name: {**result["classes"][name]} for name in result["classes"]}
     rows["total clips"] = totals["clips"]
@@ -152,36 +164,56 @@ def format_check(result: dict) -> str:
     table["equal"] = [_yes(o == f) for o, f in zip(table["official"], table["found"])]
     lines += ["per class (official vs found):", table.to_string()]
     if len(result["datasets"]) > 1:
-        table = pd.DataFrame({
-            dataset: {"clips official": c["clips"]["official"], "clips found": c["clips"]["found"],
-                      "subjects official": c["subjects"]["official"],
-                      "subjects found": c["subjects"]["found"]}
-            for dataset, c in result["datasets"].items()}).T
-        table["equal"] = [_yes(r["clips official"] == r["clips found"]
-                               and r["subjects official"] == r["subjects found"])
-                          for _, r in table.iterrows()]
+        table = pd.DataFrame(
+            {
+                dataset: {
+                    "clips official": c["clips"]["official"],
+                    "clips found": c["clips"]["found"],
+                    "subjects official": c["subjects"]["official"],
+                    "subjects found": c["subjects"]["found"],
+                }
+                for dataset, c in result["datasets"].items()
+            }
+        ).T
+        table["equal"] = [
+            _yes(r["clips official"] == r["clips found"] and r["subjects official"] == r["subjects found"])
+            for _, r in table.iterrows()
+        ]
         lines += ["per dataset (official vs found):", table.to_string()]
-    table = pd.DataFrame({
-        subject: {**{c: f"{n['official']}/{n['found']}" for c, n in counts.items()},
-                  "total": f"{sum(n['official'] for n in counts.values())}/"
-                           f"{sum(n['found'] for n in counts.values())}",
-                  "equal": _yes(all(n["official"] == n["found"] for n in counts.values()))}
-        for subject, counts in result["subjects"].items()}).T
+    table = pd.DataFrame(
+        {
+            subject: {
+                **{c: f"{n['official']}/{n['found']}" for c, n in counts.items()},
+                "total": f"{sum(n['official'] for n in counts.values())}/"
+                f"{sum(n['found'] for n in counts.values())}",
+                "equal": _yes(all(n["official"] == n["found"] for n in counts.values())),
+            }
+            for subject, counts in result["subjects"].items()
+        }
+    ).T
     lines += ["per subject (official/found):", table.to_string()]
     differences = result["differences"]
     lines.append(f"differences from the official list: {len(differences) or 'none'}")
     for d in differences:
         if d["issue"] == "missing":
-            lines.append(f"  missing        {d['clip']}: listed as {d['official']} "
-                         f"(line {d['list_line']}), not on disk")
+            lines.append(
+                f"  missing        {d['clip']}: listed as {d['official']} "
+                f"(line {d['list_line']}), not on disk"
+            )
         else:
-            lines.append(f"  class differs  {d['clip']}: listed as {d['official']} (line {d['list_line']}), "
-                         f"the copy labels it {d['coded']!r} ({d['found'] or 'no MEGC2019 class'})")
+            lines.append(
+                f"  class differs  {d['clip']}: listed as {d['official']} (line {d['list_line']}), "
+                f"the copy labels it {d['coded']!r} ({d['found'] or 'no MEGC2019 class'})"
+            )
     extra = result["not_listed"]
     if extra:
-        lines.append("not in the official list (dropped by the official loader; not a mismatch): "
-                     f"{len(extra)}")
+        lines.append(
+            f"not in the official list (dropped by the official loader; not a mismatch): {len(extra)}"
+        )
         lines += [f"  extra          {e['clip']}: labelled {e['coded']!r} ({e['found']})" for e in extra]
-    lines.append("result: all counts equal the official ones" if result["equal"] else
-                 f"result: the copy differs from the official list ({len(differences)} clip(s))")
+    lines.append(
+        "result: all counts equal the official ones"
+        if result["equal"]
+        else f"result: the copy differs from the official list ({len(differences)} clip(s))"
+    )
     return "\n".join(lines)

@@ -19,8 +19,17 @@ from mer_keras.datasets.folders import (
     nested_image_folder,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "FrameReadError", "frame_number", "frame_problem", "is_image", "list_frames",
-           "read_frame", "read_frames", "resize_frame"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "FrameReadError",
+    "frame_number",
+    "frame_problem",
+    "is_image",
+    "list_frames",
+    "read_frame",
+    "read_frames",
+    "resize_frame",
+]
 
 _NUMBER = re.compile(r"(\d+)")
 # A complete JPEG ends with the end-of-image marker; some writers pad a few bytes after it.

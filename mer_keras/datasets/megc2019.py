@@ -27,9 +27,18 @@ from mer_keras.datasets.smic import load_smic
 
 logger = logging.getLogger("mer_keras.datasets")
 
-__all__ = ["MEGC2019_CLASSES", "MEGC2019_MAPPING", "compare_to_list", "load_megc2019",
-           "load_megc2019_folder", "load_megc2019_mapped", "load_megc2019_mapped_folder", "load_sources",
-           "route_sheets", "select_listed"]
+__all__ = [
+    "MEGC2019_CLASSES",
+    "MEGC2019_MAPPING",
+    "compare_to_list",
+    "load_megc2019",
+    "load_megc2019_folder",
+    "load_megc2019_mapped",
+    "load_megc2019_mapped_folder",
+    "load_sources",
+    "route_sheets",
+    "select_listed",
+]
 
 # source dataset -> {its label: composite label}; labels not listed are dropped.
 MEGC2019_MAPPING = {
@@ -73,17 +82,22 @@ def route_sheets(sheet, datasets=("casme2", "samm")) -> dict:
         matches = [d for d in datasets if fnmatch.fnmatch(name, _SHEET_PATTERNS[d])]
         if not matches:
             expected = " or ".join(f"{_SHEET_PATTERNS[d]!r} ({d})" for d in datasets)
-            raise DatasetError(f"{path}: not a coding sheet name this run reads (expected {expected}): "
-                               f"keep the released file name. Received: --sheet {path}")
+            raise DatasetError(
+                f"{path}: not a coding sheet name this run reads (expected {expected}): "
+                f"keep the released file name. Received: --sheet {path}"
+            )
         if matches[0] in routed:
-            raise DatasetError(f"{routed[matches[0]]} and {path}: two {matches[0]} coding sheets given; "
-                               f"pass one. Received: --sheet {sheet}")
+            raise DatasetError(
+                f"{routed[matches[0]]} and {path}: two {matches[0]} coding sheets given; "
+                f"pass one. Received: --sheet {sheet}"
+            )
         routed[matches[0]] = Path(path)
     return routed
 
 
-def load_sources(smic_root, casme2_root, samm_root, frames="onset-offset", report=None,
-                 missing="error", sheet=None) -> dict:
+def load_sources(
+    smic_root, casme2_root, samm_root, frames="onset-offset", report=None, missing="error", sheet=None
+) -> dict:
     """``{"smic": [...], "casme2": [...], "samm": [...]}``: SMIC-HS micro clips and the coded clips.
 
     Labels are the sources' own; ``frames`` and ``missing`` apply to the sheet loaders, ``sheet``
@@ -92,10 +106,10 @@ def load_sources(smic_root, casme2_root, samm_root, frames="onset-offset", repor
     sheets = route_sheets(sheet)
     return {
         "smic": load_smic(smic_root, modality="HS", non_micro=False),
-        "casme2": load_casme2(casme2_root, sheet=sheets.get("casme2"), frames=frames, report=report,
-                              missing=missing),
-        "samm": load_samm(samm_root, sheet=sheets.get("samm"), frames=frames, report=report,
-                          missing=missing),
+        "casme2": load_casme2(
+            casme2_root, sheet=sheets.get("casme2"), frames=frames, report=report, missing=missing
+        ),
+        "samm": load_samm(samm_root, sheet=sheets.get("samm"), frames=frames, report=report, missing=missing),
     }
 
 
@@ -103,8 +117,9 @@ def _composite(clip, label):
     return dataclasses.replace(clip, subject=f"{clip.dataset}_{clip.subject}", label=label)
 
 
-def load_megc2019_mapped(smic_root, casme2_root, samm_root, frames="onset-offset", report=None,
-                         sheet=None) -> list:
+def load_megc2019_mapped(
+    smic_root, casme2_root, samm_root, frames="onset-offset", report=None, sheet=None
+) -> list:
     """The composite by label mapping alone (:data:`MEGC2019_MAPPING`): SMIC-HS, CASME II, SAMM.
 
     Not the official set (see :func:`load_megc2019`). Clips whose label has no composite class
@@ -119,14 +134,24 @@ def load_megc2019_mapped(smic_root, casme2_root, samm_root, frames="onset-offset
         for clip in clips:
             if clip.label not in mapping:
                 dropped[clip.label] += 1
-                note(report, None, None, clip.key,
-                     f"label {clip.label!r} is not a MEGC2019 class: dropped", level=logging.DEBUG)
+                note(
+                    report,
+                    None,
+                    None,
+                    clip.key,
+                    f"label {clip.label!r} is not a MEGC2019 class: dropped",
+                    level=logging.DEBUG,
+                )
                 continue
             composite.append(_composite(clip, mapping[clip.label]))
         if dropped:
             counts = ", ".join(f"{label} {n}" for label, n in sorted(dropped.items()))
-            logger.info("MEGC2019: dropped %d %s clips outside the 3 classes (%s)",
-                        sum(dropped.values()), dataset, counts)
+            logger.info(
+                "MEGC2019: dropped %d %s clips outside the 3 classes (%s)",
+                sum(dropped.values()),
+                dataset,
+                counts,
+            )
     return composite
 
 
@@ -142,9 +167,13 @@ def compare_to_list(sources: dict, samples: pd.DataFrame) -> pd.DataFrame:
     """
     keys = ["dataset", "subject", "clip"]
     found = pd.DataFrame(
-        [(c.dataset, c.subject, c.clip_id, c.label, MEGC2019_MAPPING[c.dataset].get(c.label))
-         for clips in sources.values() for c in clips],
-        columns=[*keys, "coded", "found"], dtype=object,
+        [
+            (c.dataset, c.subject, c.clip_id, c.label, MEGC2019_MAPPING[c.dataset].get(c.label))
+            for clips in sources.values()
+            for c in clips
+        ],
+        columns=[*keys, "coded", "found"],
+        dtype=object,
     )
     found["_position"] = range(len(found))
     listed = samples[samples["dataset"].isin(list(sources))].rename(columns={"label": "official"})
@@ -170,8 +199,9 @@ def _sheet_label(row) -> str:
     return f"{row['coded']!r} ({composite})"
 
 
-def load_megc2019(smic_root, casme2_root, samm_root, frames="onset-offset", report=None,
-                  missing="error", sheet=None) -> list:
+def load_megc2019(
+    smic_root, casme2_root, samm_root, frames="onset-offset", report=None, missing="error", sheet=None
+) -> list:
     """The official MEGC2019 composite: exactly the 442 listed clips, SMIC-HS, CASME II, SAMM.
 
     A clip's class is the list's. A listed clip the source labels differently (through
@@ -211,25 +241,45 @@ def select_listed(sources: dict, table: pd.DataFrame, report=None) -> list:
             row = rows[(dataset, clip.subject, clip.clip_id)]._asdict()
             if row["status"] in ("extra", "unmapped"):
                 dropped[dataset] += 1
-                issue = (f"labelled {_sheet_label(row)}, not in the official MEGC2019 list: dropped"
-                         if row["status"] == "extra" else
-                         f"label {clip.label!r} is not a MEGC2019 class: dropped")
-                note(report, None, None, clip.key, issue,
-                     level=logging.INFO if row["status"] == "extra" else logging.DEBUG)
+                issue = (
+                    f"labelled {_sheet_label(row)}, not in the official MEGC2019 list: dropped"
+                    if row["status"] == "extra"
+                    else f"label {clip.label!r} is not a MEGC2019 class: dropped"
+                )
+                note(
+                    report,
+                    None,
+                    None,
+                    clip.key,
+                    issue,
+                    level=logging.INFO if row["status"] == "extra" else logging.DEBUG,
+                )
                 continue
             if row["status"] == "class differs":
-                note(report, MEGC2019_LIST, int(row["line"]), clip.key,
-                     f"the source labels it {_sheet_label(row)}, the official list "
-                     f"{row['official']!r}: the list's class is used")
+                note(
+                    report,
+                    MEGC2019_LIST,
+                    int(row["line"]),
+                    clip.key,
+                    f"the source labels it {_sheet_label(row)}, the official list "
+                    f"{row['official']!r}: the list's class is used",
+                )
             composite.append(_composite(clip, row["official"]))
     for row in absent.itertuples():
-        note(report, MEGC2019_LIST, int(row.line), f"{row.dataset}/{row.subject}/{row.clip}",
-             f"listed ({row.official}) but not on disk: left out")
+        note(
+            report,
+            MEGC2019_LIST,
+            int(row.line),
+            f"{row.dataset}/{row.subject}/{row.clip}",
+            f"listed ({row.official}) but not on disk: left out",
+        )
     kept = Counter(c.dataset for c in composite)
-    logger.info("MEGC2019 (official list): %s; dropped %s clips the list leaves out%s",
-                ", ".join(f"{d} {kept[d]}" for d in sources),
-                ", ".join(f"{d} {dropped[d]}" for d in sources),
-                f"; {len(absent)} listed clips not on disk" if len(absent) else "")
+    logger.info(
+        "MEGC2019 (official list): %s; dropped %s clips the list leaves out%s",
+        ", ".join(f"{d} {kept[d]}" for d in sources),
+        ", ".join(f"{d} {dropped[d]}" for d in sources),
+        f"; {len(absent)} listed clips not on disk" if len(absent) else "",
+    )
     return composite
 
 

@@ -29,10 +29,16 @@ SUBJECT_NAMES = {
 
 # sha256 -> (dataset, file name as released, version). Only files we have held are listed.
 KNOWN_SHEETS = {
-    "6004a3ea87055ef9e6319d59b7940b337dc08e18ac785429c9b851587aa5e090":
-        ("casme2", "CASME2-coding-20190701.xlsx", "CASME II coding sheet of 2019-07-01"),
-    "50caea8961cbb8d005669971b87396ac4759bdf45c96637a382c5d9d0894a4a4":
-        ("samm", "SAMM_Micro_FACS_Codes_v2.xlsx", "SAMM Micro FACS Codes v2"),
+    "6004a3ea87055ef9e6319d59b7940b337dc08e18ac785429c9b851587aa5e090": (
+        "casme2",
+        "CASME2-coding-20190701.xlsx",
+        "CASME II coding sheet of 2019-07-01",
+    ),
+    "50caea8961cbb8d005669971b87396ac4759bdf45c96637a382c5d9d0894a4a4": (
+        "samm",
+        "SAMM_Micro_FACS_Codes_v2.xlsx",
+        "SAMM Micro FACS Codes v2",
+    ),
 }
 # Versions known by file name only: we never held a copy, so their hash is not known.
 NAMED_SHEETS = {
@@ -62,8 +68,10 @@ def read_sample_list(path=None) -> pd.DataFrame:
     table.columns = [str(c).strip() for c in table.columns]
     absent = [c for c in LIST_COLUMNS if c not in table.columns]
     if absent:
-        raise DatasetError(f"{name} line 1: no column {', '.join(map(repr, absent))}; the sample list "
-                           f"needs {', '.join(LIST_COLUMNS)}. Received: columns {list(table.columns)}")
+        raise DatasetError(
+            f"{name} line 1: no column {', '.join(map(repr, absent))}; the sample list "
+            f"needs {', '.join(LIST_COLUMNS)}. Received: columns {list(table.columns)}"
+        )
     table = table[list(LIST_COLUMNS)].apply(lambda column: column.str.strip())
     table.index = table.index + 2  # line 1 is the header
     first_line = {}
@@ -71,8 +79,9 @@ def read_sample_list(path=None) -> pd.DataFrame:
         _check_row(name, line, row)
         key = (row["dataset"], row["subject"], row["clip"])
         if key in first_line:
-            raise DatasetError(f"{name} line {line}: clip {'/'.join(key)} is listed twice (also on line "
-                               f"{first_line[key]}).")
+            raise DatasetError(
+                f"{name} line {line}: clip {'/'.join(key)} is listed twice (also on line {first_line[key]})."
+            )
         first_line[key] = line
     if table.empty:
         raise DatasetError(f"{name}: the sample list holds no clips.")
@@ -85,15 +94,21 @@ def _check_row(name, line, row) -> None:
         if not row[column]:
             raise DatasetError(f"{where}: {column} is empty. Received: {dict(row)}")
     if row["dataset"] not in SUBJECT_NAMES:
-        raise DatasetError(f"{where}: unknown dataset; expected one of {', '.join(SUBJECT_NAMES)}. "
-                           f"Received: dataset={row['dataset']!r}")
+        raise DatasetError(
+            f"{where}: unknown dataset; expected one of {', '.join(SUBJECT_NAMES)}. "
+            f"Received: dataset={row['dataset']!r}"
+        )
     pattern, spelling = SUBJECT_NAMES[row["dataset"]]
     if not pattern.fullmatch(row["subject"]):
-        raise DatasetError(f"{where}: {row['dataset']} subjects are written as their folders are "
-                           f"({spelling}). Received: subject={row['subject']!r}")
+        raise DatasetError(
+            f"{where}: {row['dataset']} subjects are written as their folders are "
+            f"({spelling}). Received: subject={row['subject']!r}"
+        )
     if row["label"] not in MEGC2019_CLASSES:
-        raise DatasetError(f"{where}: unknown label; expected one of {', '.join(MEGC2019_CLASSES)}. "
-                           f"Received: label={row['label']!r}")
+        raise DatasetError(
+            f"{where}: unknown label; expected one of {', '.join(MEGC2019_CLASSES)}. "
+            f"Received: label={row['label']!r}"
+        )
 
 
 def sha256_of(path) -> str:
@@ -119,7 +134,15 @@ def identify_sheet(path, dataset) -> dict:
         return {**entry, "known": "sha256", "version": version, "released_as": released_as}
     if path.name in NAMED_SHEETS and NAMED_SHEETS[path.name][0] == dataset:
         version = NAMED_SHEETS[path.name][1]
-        return {**entry, "known": "file name", "released_as": path.name,
-                "version": f"{version}, by its file name; its sha256 is not known here"}
-    return {**entry, "known": "unknown", "released_as": None,
-            "version": f"unknown version (sha256 matches no {dataset} sheet known here)"}
+        return {
+            **entry,
+            "known": "file name",
+            "released_as": path.name,
+            "version": f"{version}, by its file name; its sha256 is not known here",
+        }
+    return {
+        **entry,
+        "known": "unknown",
+        "released_as": None,
+        "version": f"unknown version (sha256 matches no {dataset} sheet known here)",
+    }

@@ -64,7 +64,9 @@ def load_dataset(root, dataset="auto", sheet=None, **options) -> list:
         raise ValueError(f"`dataset` must be 'auto' or one of {list(LOADERS)}. Received: {dataset!r}")
     if sheet is not None:
         if name not in SHEET_LOADERS:
-            raise ValueError(f"--sheet (sheet=) names a coding sheet, and {name} reads none (only "
-                             f"{', '.join(SHEET_LOADERS)} do). Received: --sheet {sheet}")
+            raise ValueError(
+                f"--sheet (sheet=) names a coding sheet, and {name} reads none (only "
+                f"{', '.join(SHEET_LOADERS)} do). Received: --sheet {sheet}"
+            )
         options["sheet"] = sheet
     return LOADERS[name][0](root, **options)

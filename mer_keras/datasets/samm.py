@@ -60,6 +60,12 @@ def load_samm(root, sheet=None, frames="onset-offset", report=None, missing="err
 
 
 SAMM = CodedDataset(
-    name="samm", columns=COLUMNS, emotions=EMOTIONS, fps=FPS, sheet_pattern=SHEET_PATTERN,
-    find_release=find_release_folder, subject_pattern=SUBJECT, subject_folder=subject_folder,
+    name="samm",
+    columns=COLUMNS,
+    emotions=EMOTIONS,
+    fps=FPS,
+    sheet_pattern=SHEET_PATTERN,
+    find_release=find_release_folder,
+    subject_pattern=SUBJECT,
+    subject_folder=subject_folder,
 )

@@ -104,8 +104,11 @@ def read_sheet(path, columns) -> pd.DataFrame:
         raise DatasetError(f"{path}: cannot read the sheet as xlsx ({error}).") from error
     keys = [_normal(c) for c in columns[:2]]
     header = next(
-        (i for i in range(min(len(cells), _HEADER_SEARCH_ROWS))
-         if all(k in {_normal(v) for v in cells.iloc[i]} for k in keys)),
+        (
+            i
+            for i in range(min(len(cells), _HEADER_SEARCH_ROWS))
+            if all(k in {_normal(v) for v in cells.iloc[i]} for k in keys)
+        ),
         None,
     )
     if header is None:
@@ -123,13 +126,11 @@ def read_sheet(path, columns) -> pd.DataFrame:
     for column in columns:
         if _normal(column) not in found:
             listed = ", ".join(repr(n) for n in names if n is not None)
-            raise DatasetError(
-                f"{path} row {header + 1}: no column {column!r} (columns found: {listed})."
-            )
-    table = cells.iloc[header + 1:, [found[_normal(c)] for c in columns]]
+            raise DatasetError(f"{path} row {header + 1}: no column {column!r} (columns found: {listed}).")
+    table = cells.iloc[header + 1 :, [found[_normal(c)] for c in columns]]
     table.columns = list(columns)
     table.index = table.index + 1  # pandas row 0 is Excel row 1
-    body = cells.iloc[header + 1:].itertuples(index=False)
+    body = cells.iloc[header + 1 :].itertuples(index=False)
     return table[[not all(is_blank(v) for v in row) for row in body]]
 
 
@@ -195,16 +196,22 @@ def load_coded(dataset: CodedDataset, root, sheet, frames, report, missing="erro
             continue
         key = (clip.subject, clip.clip_id)
         if key in rows_of:
-            raise DatasetError(f"{sheet} row {row}: clip {clip.subject}/{clip.clip_id} "
-                               f"is also in row {rows_of[key]}.")
+            raise DatasetError(
+                f"{sheet} row {row}: clip {clip.subject}/{clip.clip_id} is also in row {rows_of[key]}."
+            )
         rows_of[key] = row
         clips.append(clip)
     for number, subject in subjects.items():
         name = dataset.subject_folder(number)
         for folder in subfolders(subject):
             if (name, folder.name) not in rows_of:
-                note(report, sheet, None, f"{name}/{folder.name}",
-                     f"folder {folder} has no row in the sheet: not loaded")
+                note(
+                    report,
+                    sheet,
+                    None,
+                    f"{name}/{folder.name}",
+                    f"folder {folder} has no row in the sheet: not loaded",
+                )
     if not clips and absent:
         raise DatasetError(f"{release}: none of the {absent} clip folders coded in {sheet} exists.")
     if not clips:
@@ -236,12 +243,13 @@ def _row_clip(dataset: CodedDataset, release, subjects, sheet, row, cell, frames
     name = f"{subject}/{clip_id}"
     label = "" if is_blank(cell["emotion"]) else str(cell["emotion"]).strip().lower()
     if label not in dataset.emotions:
-        raise fail(f"clip {name}: unknown {columns['emotion']} {cell['emotion']!r}; "
-                   f"expected one of {', '.join(dataset.emotions)}.")
+        raise fail(
+            f"clip {name}: unknown {columns['emotion']} {cell['emotion']!r}; "
+            f"expected one of {', '.join(dataset.emotions)}."
+        )
     onset, offset = frame_cell("onset"), frame_cell("offset")
     if onset > offset:
-        raise fail(f"clip {name}: {columns['onset']} {onset} is after "
-                   f"{columns['offset']} {offset}.")
+        raise fail(f"clip {name}: {columns['onset']} {onset} is after {columns['offset']} {offset}.")
     # the subject's folder as it is spelled on disk (sub1 for sub01), else where it would be
     folder = subjects.get(subject_number(dataset, subject), release / subject) / clip_id
     check_link(folder)  # a clip folder linked to an unmounted disk is broken, not absent
@@ -256,14 +264,15 @@ def _row_clip(dataset: CodedDataset, release, subjects, sheet, row, cell, frames
         raise fail(f"clip {name}: {error}") from None
     numbers = [frame_number(p) for p in paths]
     if onset not in numbers or offset not in numbers:
-        raise fail(f"clip {name}: frame range {onset}..{offset} is outside the folder "
-                   f"{folder} (frames {numbers[0]}..{numbers[-1]}, {len(numbers)} files).")
+        raise fail(
+            f"clip {name}: frame range {onset}..{offset} is outside the folder "
+            f"{folder} (frames {numbers[0]}..{numbers[-1]}, {len(numbers)} files)."
+        )
     if frames == "onset-offset":
         paths, numbers = zip(*[(p, n) for p, n in zip(paths, numbers) if onset <= n <= offset])
     missing = offset - onset + 1 - sum(onset <= n <= offset for n in numbers)
     if missing:
-        note(report, sheet, row, name,
-             f"{missing} frame file(s) missing between {onset} and {offset}")
+        note(report, sheet, row, name, f"{missing} frame file(s) missing between {onset} and {offset}")
 
     apex = None
     if is_blank(cell["apex"]) or str(cell["apex"]).strip() == NO_APEX:
@@ -272,9 +281,22 @@ def _row_clip(dataset: CodedDataset, release, subjects, sheet, row, cell, frames
     else:
         apex = frame_cell("apex")
         if not onset <= apex <= offset or apex not in numbers:
-            note(report, sheet, row, name, f"{columns['apex']} {apex} is not a frame of the clip "
-                 f"({onset}..{offset}): apex left unset")
+            note(
+                report,
+                sheet,
+                row,
+                name,
+                f"{columns['apex']} {apex} is not a frame of the clip ({onset}..{offset}): apex left unset",
+            )
             apex = None
-    return Clip(dataset=dataset.name, subject=subject, clip_id=clip_id, label=label, frames=paths,
-                fps=dataset.fps, onset=numbers.index(onset), offset=numbers.index(offset),
-                apex=None if apex is None else numbers.index(apex))
+    return Clip(
+        dataset=dataset.name,
+        subject=subject,
+        clip_id=clip_id,
+        label=label,
+        frames=paths,
+        fps=dataset.fps,
+        onset=numbers.index(onset),
+        offset=numbers.index(offset),
+        apex=None if apex is None else numbers.index(apex),
+    )

@@ -68,7 +68,8 @@ def plan_clips(subjects=16, seed=0, clips_scale=1.0, min_length=11, max_length=6
     if subjects < 1 or clips_scale <= 0 or not 6 <= min_length <= max_length:
         raise ValueError(
             "Need subjects >= 1, clips_scale > 0 and 6 <= min_length <= max_length. Received: "
-            f"subjects={subjects}, clips_scale={clips_scale}, lengths {min_length}-{max_length}")
+            f"subjects={subjects}, clips_scale={clips_scale}, lengths {min_length}-{max_length}"
+        )
     rng = np.random.default_rng([seed, 0x504C414E])
     names = subject_names(subjects)
     counts = {name: {} for name in names}
@@ -128,8 +129,9 @@ def render_clip(face, neutral, closed, plan: ClipPlan, rng, intensity=1.0):
     times = np.arange(T) / FPS
     pose = np.array([rng.normal(0, 0.4 * k), rng.normal(0, 0.4 * k), rng.normal(0, 0.0105)])
     drift_amp = np.array([0.2 * k, 0.2 * k, np.radians(0.15)]) * rng.uniform(0.3, 1.0, 3)
-    drift = drift_amp[:, None] * np.sin(2 * np.pi * rng.uniform(0.3, 1.5, 3)[:, None] * times
-                                        + rng.uniform(0, 2 * np.pi, 3)[:, None])
+    drift = drift_amp[:, None] * np.sin(
+        2 * np.pi * rng.uniform(0.3, 1.5, 3)[:, None] * times + rng.uniform(0, 2 * np.pi, 3)[:, None]
+    )
     motion = pose[:, None] + drift  # (tx px, ty px, angle rad) per frame; 0.0105 rad = 0.6 deg
     closure = np.zeros(T)
     if rng.random() < BLINK_PROBABILITY:
@@ -163,9 +165,13 @@ def render_clip(face, neutral, closed, plan: ClipPlan, rng, intensity=1.0):
     mask = cv2.remap(support, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     mask = mask >= 0.25
     shown = strength if action_units else 0.0
-    info = {"action_units": list(action_units), "apex": apex, "strength": round(float(shown), 4),
-            "apex_displacement_px": round(float(shown * np.hypot(dx, dy).max()), 3),
-            "blink": bool(closure.max() > 0)}
+    info = {
+        "action_units": list(action_units),
+        "apex": apex,
+        "strength": round(float(shown), 4),
+        "apex_displacement_px": round(float(shown * np.hypot(dx, dy).max()), 3),
+        "blink": bool(closure.max() > 0),
+    }
     return frames, mask, info
 
 
@@ -174,8 +180,9 @@ def _clip_folder(smic_hs: Path, plan: ClipPlan) -> Path:
     return smic_hs / plan.subject / kind / plan.clip_id
 
 
-def make_synthetic_smic(root, subjects=16, seed=0, size=128, clips_scale=1.0, intensity=1.0,
-                        progress=True) -> Path:
+def make_synthetic_smic(
+    root, subjects=16, seed=0, size=128, clips_scale=1.0, intensity=1.0, progress=True
+) -> Path:
     """Write the synthetic dataset under ``root/SMIC_all_raw/HS`` and return ``root``.
 
     Same arguments, same bytes. ``clips_scale`` scales the number of clips per subject and
@@ -190,8 +197,10 @@ def make_synthetic_smic(root, subjects=16, seed=0, size=128, clips_scale=1.0, in
     if release.exists() and any(release.iterdir()):
         raise FileExistsError(f"{release} already exists and is not empty; choose an empty folder.")
     plans = plan_clips(subjects, seed, clips_scale)
-    faces = {name: sample_identity(np.random.default_rng([seed, i, 0xFACE]), size)
-             for i, name in enumerate(subject_names(subjects))}
+    faces = {
+        name: sample_identity(np.random.default_rng([seed, i, 0xFACE]), size)
+        for i, name in enumerate(subject_names(subjects))
+    }
     renders = {}
     manifest = []
     bar = tqdm(plans, desc="synthetic SMIC", unit="clip", disable=not progress)
@@ -199,18 +208,27 @@ def make_synthetic_smic(root, subjects=16, seed=0, size=128, clips_scale=1.0, in
         face = faces[plan.subject]
         if plan.subject not in renders:  # clips come grouped by subject: keep one subject's renders
             renders = {plan.subject: (render_face(face), render_face(face, eyes_closed=True))}
-        frames, mask, info = render_clip(face, *renders[plan.subject], plan,
-                                         np.random.default_rng([seed, index, 0xC119]), intensity)
+        frames, mask, info = render_clip(
+            face, *renders[plan.subject], plan, np.random.default_rng([seed, index, 0xC119]), intensity
+        )
         folder = _clip_folder(release / "HS", plan)
         folder.mkdir(parents=True)
         for number, frame in enumerate(frames, start=plan.first_frame):
             cv2.imwrite(str(folder / f"image{number}.bmp"), np.ascontiguousarray(frame[..., ::-1]))
         cv2.imwrite(str(mask_path(folder)), mask.astype(np.uint8) * 255)
         manifest.append({**asdict(plan), **info})
-    parameters = {"generator": GENERATOR_VERSION, "subjects": subjects, "seed": seed, "size": size,
-                  "clips_scale": clips_scale, "intensity": intensity, "fps": FPS}
+    parameters = {
+        "generator": GENERATOR_VERSION,
+        "subjects": subjects,
+        "seed": seed,
+        "size": size,
+        "clips_scale": clips_scale,
+        "intensity": intensity,
+        "fps": FPS,
+    }
     (release / "synthetic_manifest.json").write_text(
-        json.dumps({"parameters": parameters, "clips": manifest}, indent=1))
+        json.dumps({"parameters": parameters, "clips": manifest}, indent=1)
+    )
     _write_readme(release / "README_SYNTHETIC.txt", parameters, plans)
     return root
 
@@ -219,15 +237,17 @@ def _write_readme(path: Path, parameters: dict, plans: list):
     labels = [p.label for p in plans]
     per_class = ", ".join(f"{label} {labels.count(label)}" for label in CLIPS_PER_SUBJECT)
     lengths = np.array([p.n_frames for p in plans])
-    lines = [f"Synthetic SMIC-HS-like dataset written by mer_keras ({GENERATOR_VERSION}).",
-             "Not real data: faces, expressions and nuisance are drawn by a program.",
-             "Parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()),
-             f"Clips: {len(plans)} ({per_class}); frames: {lengths.sum()}; "
-             f"length {lengths.min()}-{lengths.max()} (mean {lengths.mean():.1f}) at {FPS:g} fps.",
-             "Classes: negative = AU4 + AU15, positive = AU12, surprise = AU1+2 + AU5,",
-             "non_micro = none; blinks, head motion and sensor noise in every class.",
-             "Beside each clip folder, <clip>_mask.png marks the regions its action units move.",
-             "synthetic_manifest.json holds each clip's apex frame index and expression strength."]
+    lines = [
+        f"Synthetic SMIC-HS-like dataset written by mer_keras ({GENERATOR_VERSION}).",
+        "Not real data: faces, expressions and nuisance are drawn by a program.",
+        "Parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()),
+        f"Clips: {len(plans)} ({per_class}); frames: {lengths.sum()}; "
+        f"length {lengths.min()}-{lengths.max()} (mean {lengths.mean():.1f}) at {FPS:g} fps.",
+        "Classes: negative = AU4 + AU15, positive = AU12, surprise = AU1+2 + AU5,",
+        "non_micro = none; blinks, head motion and sensor noise in every class.",
+        "Beside each clip folder, <clip>_mask.png marks the regions its action units move.",
+        "synthetic_manifest.json holds each clip's apex frame index and expression strength.",
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -280,22 +300,31 @@ def ensure_synthetic_smic(seed=0, subjects=16, size=128, progress=True) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mer_keras.datasets.synthetic",
-                                     description="Write the synthetic SMIC-HS-like dataset to OUT.")
+    parser = argparse.ArgumentParser(
+        prog="python -m mer_keras.datasets.synthetic",
+        description="Write the synthetic SMIC-HS-like dataset to OUT.",
+    )
     parser.add_argument("out", type=Path, help="folder to create SMIC_all_raw/ in")
     parser.add_argument("--subjects", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=128, help="frame height and width in pixels")
-    parser.add_argument("--clips-scale", type=float, default=1.0,
-                        help="multiplies the number of clips per subject")
-    parser.add_argument("--intensity", type=float, default=1.0,
-                        help="multiplies the expression amplitude")
+    parser.add_argument(
+        "--clips-scale", type=float, default=1.0, help="multiplies the number of clips per subject"
+    )
+    parser.add_argument("--intensity", type=float, default=1.0, help="multiplies the expression amplitude")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        root = make_synthetic_smic(args.out, args.subjects, args.seed, args.size, args.clips_scale,
-                                   args.intensity, progress=not args.quiet)
+        root = make_synthetic_smic(
+            args.out,
+            args.subjects,
+            args.seed,
+            args.size,
+            args.clips_scale,
+            args.intensity,
+            progress=not args.quiet,
+        )
     except (ValueError, FileExistsError) as error:
         parser.exit(2, f"error: {error}\n")
     print((root / "SMIC_all_raw" / "README_SYNTHETIC.txt").read_text(), end="")

@@ -85,15 +85,28 @@ def sample_identity(rng: np.random.Generator, size: int) -> FaceIdentity:
         background=(tuple(back), tuple(np.clip(back * rng.uniform(0.6, 1.1, 3), 0, 255))),
         light=light,
         hairline=rng.uniform(0.52, 0.68),
-        brow=(-ry * rng.uniform(0.24, 0.3), rx * rng.uniform(0.36, 0.44),
-              rx * rng.uniform(0.22, 0.28), rx * rng.uniform(0.06, 0.09),
-              rx * rng.uniform(0.03, 0.08)),
-        eye=(-ry * rng.uniform(0.1, 0.15), rx * rng.uniform(0.36, 0.42),
-             rx * rng.uniform(0.16, 0.2), rx * rng.uniform(0.07, 0.09)),
+        brow=(
+            -ry * rng.uniform(0.24, 0.3),
+            rx * rng.uniform(0.36, 0.44),
+            rx * rng.uniform(0.22, 0.28),
+            rx * rng.uniform(0.06, 0.09),
+            rx * rng.uniform(0.03, 0.08),
+        ),
+        eye=(
+            -ry * rng.uniform(0.1, 0.15),
+            rx * rng.uniform(0.36, 0.42),
+            rx * rng.uniform(0.16, 0.2),
+            rx * rng.uniform(0.07, 0.09),
+        ),
         iris=tuple(IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))] * rng.uniform(0.8, 1.2)),
         nose=(ry * rng.uniform(0.3, 0.38), rx * rng.uniform(0.13, 0.18)),
-        mouth=(ry * rng.uniform(0.46, 0.54), mouth_half, rx * rng.uniform(0.08, 0.11),
-               rx * rng.uniform(0.1, 0.14), rx * rng.uniform(-0.02, 0.04)),
+        mouth=(
+            ry * rng.uniform(0.46, 0.54),
+            mouth_half,
+            rx * rng.uniform(0.08, 0.11),
+            rx * rng.uniform(0.1, 0.14),
+            rx * rng.uniform(-0.02, 0.04),
+        ),
         lips=tuple(np.clip(skin * np.array([0.85, 0.62, 0.62]) + np.array([25, 0, 5]), 0, 255)),
         blush=rng.uniform(0.0, 0.06),
         texture_seed=int(rng.integers(2**31)),
@@ -120,8 +133,13 @@ def _ellipse(xs, ys, center, radii):
 
 def _smooth_noise(rng, size, sigma, sigma_y=None):
     """Unit-variance noise low-passed with a Gaussian: skin, hair and background textures."""
-    noise = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0),
-                             sigma, sigmaY=sigma_y or sigma, borderType=cv2.BORDER_REFLECT)
+    noise = cv2.GaussianBlur(
+        rng.standard_normal((size, size)).astype(np.float32),
+        (0, 0),
+        sigma,
+        sigmaY=sigma_y or sigma,
+        borderType=cv2.BORDER_REFLECT,
+    )
     return noise / (noise.std() + 1e-6)
 
 
@@ -215,11 +233,9 @@ def _draw_eyes(image, face, xs, ys, closed):
 def _draw_nose_mouth(image, face, xs, ys):
     (cx, cy), length, half = face.center, face.nose[0], face.nose[1]
     for side in (-1, 1):
-        wing = _ellipse(xs, ys, (cx + side * half * 0.9, cy + length * 0.92),
-                        (half * 0.45, half * 0.35))
+        wing = _ellipse(xs, ys, (cx + side * half * 0.9, cy + length * 0.92), (half * 0.45, half * 0.35))
         image *= 1.0 - 0.12 * _inside(wing, 1.5)[..., None]
-        nostril = _ellipse(xs, ys, (cx + side * half * 0.45, cy + length),
-                           (half * 0.28, half * 0.15))
+        nostril = _ellipse(xs, ys, (cx + side * half * 0.45, cy + length), (half * 0.28, half * 0.15))
         _paint(image, 0.7 * _inside(nostril), np.asarray(face.skin) * 0.35)
         ridge = np.exp(-(((xs - cx - side * half * 0.55) / (0.8 + 0.1 * half)) ** 2))
         ridge *= ((ys > cy + face.eye[0]) & (ys < cy + length * 0.85)).astype(np.float32)
@@ -230,9 +246,7 @@ def _draw_nose_mouth(image, face, xs, ys):
     profile = np.sqrt(np.clip(1.0 - u * u, 0, 1)) ** 0.8
     line = cy + dy - smile * (u * u)
     bow = 1.0 - 0.25 * np.exp(-((u / 0.15) ** 2))  # cupid's bow dip
-    lip_distance = np.where(
-        ys < line, (line - upper * profile * bow) - ys, ys - (line + lower * profile)
-    )
+    lip_distance = np.where(ys < line, (line - upper * profile * bow) - ys, ys - (line + lower * profile))
     beyond = (np.abs(u) - 1.0) * mouth_half + np.abs(ys - line)
     lip_distance = np.where(inside, lip_distance, beyond)
     _paint(image, 0.9 * _inside(lip_distance), face.lips)
@@ -240,8 +254,7 @@ def _draw_nose_mouth(image, face, xs, ys):
     _paint(image, 0.8 * _inside(slit), np.asarray(face.lips) * 0.35)
     for side in (-1, 1):  # shadowed corners: what AU12/AU15 visibly move
         mx, my = face.mouth_corner(side)
-        corner = _ellipse(xs, ys, (mx, my - smile),
-                          (0.06 * mouth_half + 0.8, 0.04 * mouth_half + 0.7))
+        corner = _ellipse(xs, ys, (mx, my - smile), (0.06 * mouth_half + 0.8, 0.04 * mouth_half + 0.7))
         _paint(image, 0.7 * _inside(corner, 0.8), np.asarray(face.lips) * 0.35)
 
 
@@ -270,11 +283,11 @@ def action_unit_components(face: FaceIdentity, action_unit: str):
         elif action_unit == "AU15":  # lip-corner depressor
             components.append(((mx, my), (0.065 * w, 0.055 * w), (0.0, 0.014 * w)))
         elif action_unit == "AU12":  # lip-corner puller: up and out
-            components.append(((mx, my - 0.01 * w), (0.075 * w, 0.06 * w),
-                               (side * 0.01 * w, -0.014 * w)))
+            components.append(((mx, my - 0.01 * w), (0.075 * w, 0.06 * w), (side * 0.01 * w, -0.014 * w)))
         else:
-            raise ValueError(f"Unknown action unit {action_unit!r}; "
-                             "expected one of AU1+2, AU4, AU5, AU12, AU15.")
+            raise ValueError(
+                f"Unknown action unit {action_unit!r}; expected one of AU1+2, AU4, AU5, AU12, AU15."
+            )
     return components
 
 

@@ -68,14 +68,20 @@ class ApexSearch:
                 raise ValueError(f"ApexSearch `{name}` must be a positive int. Received: {name}={value!r}")
         if self.width < 8:
             raise ValueError(f"ApexSearch `width` must be at least 8 pixels. Received: width={self.width!r}")
-        if self.percentile is not None and (isinstance(self.percentile, bool)
-                                            or not isinstance(self.percentile, numbers.Real)
-                                            or not 0 <= self.percentile <= 100):
-            raise ValueError("ApexSearch `percentile` must be None or a number in [0, 100]. "
-                             f"Received: percentile={self.percentile!r}")
+        if self.percentile is not None and (
+            isinstance(self.percentile, bool)
+            or not isinstance(self.percentile, numbers.Real)
+            or not 0 <= self.percentile <= 100
+        ):
+            raise ValueError(
+                "ApexSearch `percentile` must be None or a number in [0, 100]. "
+                f"Received: percentile={self.percentile!r}"
+            )
         if not 0 < self.pyr_scale < 1 or not self.poly_sigma > 0:
-            raise ValueError("ApexSearch needs 0 < pyr_scale < 1 and poly_sigma > 0. "
-                             f"Received: pyr_scale={self.pyr_scale!r}, poly_sigma={self.poly_sigma!r}")
+            raise ValueError(
+                "ApexSearch needs 0 < pyr_scale < 1 and poly_sigma > 0. "
+                f"Received: pyr_scale={self.pyr_scale!r}, poly_sigma={self.poly_sigma!r}"
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,8 +104,10 @@ class OnsetApex:
 def require_flow_clip(clip) -> None:
     """Refuse a clip with fewer than two frames (no onset-apex pair), naming it."""
     if len(clip) < 2:
-        raise DatasetError(f"Clip {clip.key} has {len(clip)} frame: flow models need an onset and a later "
-                           f"apex frame. Received: frames={list(clip.frames)!r}")
+        raise DatasetError(
+            f"Clip {clip.key} has {len(clip)} frame: flow models need an onset and a later "
+            f"apex frame. Received: frames={list(clip.frames)!r}"
+        )
 
 
 def middle_frame(onset: int, n_frames: int) -> int:
@@ -132,8 +140,17 @@ def motion_scores(clip, onset=0, search: ApexSearch | None = None, transform=Non
     scores = {}
     for index in indices:
         flow = cv2.calcOpticalFlowFarneback(
-            first, _search_frame(clip.frames[index], transform, search.width), None, search.pyr_scale,
-            search.levels, search.winsize, search.iterations, search.poly_n, search.poly_sigma, 0)
+            first,
+            _search_frame(clip.frames[index], transform, search.width),
+            None,
+            search.pyr_scale,
+            search.levels,
+            search.winsize,
+            search.iterations,
+            search.poly_n,
+            search.poly_sigma,
+            0,
+        )
         scores[int(index)] = motion_score(flow, search.percentile)
     return scores
 
@@ -147,8 +164,10 @@ def estimate_apex(clip, onset=0, search: ApexSearch | None = None, transform=Non
     require_flow_clip(clip)
     search = search or ApexSearch()
     if not 0 <= onset < len(clip) - 1:
-        raise ValueError(f"Clip {clip.key}: `onset` must be a frame before the last of {len(clip)}. "
-                         f"Received: onset={onset!r}")
+        raise ValueError(
+            f"Clip {clip.key}: `onset` must be a frame before the last of {len(clip)}. "
+            f"Received: onset={onset!r}"
+        )
     last = len(clip) - 1
     candidates = list(range(onset + 1, last + 1, search.stride))
     if candidates[-1] != last:
@@ -168,8 +187,9 @@ def _note(report, clip, issue):
         report.append({"clip": clip.key, "issue": issue})
 
 
-def choose_onset_apex(clip, estimate="flow", use_coded_apex=True, search: ApexSearch | None = None,
-                      transform=None, report=None) -> OnsetApex:
+def choose_onset_apex(
+    clip, estimate="flow", use_coded_apex=True, search: ApexSearch | None = None, transform=None, report=None
+) -> OnsetApex:
     """The onset and apex frame of ``clip`` by the rules of the module docstring.
 
     Sheet quirks are logged and, if ``report`` is a list, appended to it as
@@ -187,16 +207,20 @@ def choose_onset_apex(clip, estimate="flow", use_coded_apex=True, search: ApexSe
         if 0 <= clip.onset < n - 1:
             onset = int(clip.onset)
         else:
-            issues.append(f"coded onset {clip.onset} is not a frame before the last of the clip's "
-                          f"frames 0..{n - 1}: onset set to 0")
+            issues.append(
+                f"coded onset {clip.onset} is not a frame before the last of the clip's "
+                f"frames 0..{n - 1}: onset set to 0"
+            )
     apex, source = None, estimate
     if use_coded_apex and clip.apex is not None:
         if not 0 <= clip.apex < n:
-            issues.append(f"coded apex {clip.apex} is outside the clip's frames 0..{n - 1}: apex estimated "
-                          f"({estimate})")
+            issues.append(
+                f"coded apex {clip.apex} is outside the clip's frames 0..{n - 1}: apex estimated ({estimate})"
+            )
         elif clip.apex <= onset:
-            issues.append(f"coded apex {clip.apex} is not after the onset {onset}: "
-                          f"apex estimated ({estimate})")
+            issues.append(
+                f"coded apex {clip.apex} is not after the onset {onset}: apex estimated ({estimate})"
+            )
         else:
             apex, source = int(clip.apex), "coded"
     if apex is None:

@@ -51,10 +51,15 @@ def _box(transforms, clip):
     box = None if transforms is None else transforms.get(clip.key)
     if box is None:
         return None
-    if (not isinstance(box, (tuple, list)) or len(box) != 4
-            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in box)):
-        raise ValueError(f"Clip {clip.key}: the flow cache takes crop boxes (x, y, width, height) of ints "
-                         f"only (a callable cannot be part of a cache key). Received: {box!r}")
+    if (
+        not isinstance(box, (tuple, list))
+        or len(box) != 4
+        or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in box)
+    ):
+        raise ValueError(
+            f"Clip {clip.key}: the flow cache takes crop boxes (x, y, width, height) of ints "
+            f"only (a callable cannot be part of a cache key). Received: {box!r}"
+        )
     return [int(d) for d in box]
 
 
@@ -98,8 +103,13 @@ def _load(folder, key, shape):
         logger.warning("%s: unreadable flow cache entry (%s): recomputing it.", array_path, error)
         return None
     if array.dtype != np.float32 or array.shape != shape:
-        logger.warning("%s: flow cache entry holds %s %s, expected float32 %s: recomputing it.",
-                       array_path, array.dtype, array.shape, shape)
+        logger.warning(
+            "%s: flow cache entry holds %s %s, expected float32 %s: recomputing it.",
+            array_path,
+            array.dtype,
+            array.shape,
+            shape,
+        )
         return None
     return array, choice
 
@@ -111,9 +121,19 @@ def _store(folder, key, array, description, choice):
     write_bytes(folder / f"{key}.npy", buffer.getvalue())  # last: the array exists only with its record
 
 
-def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True,
-                search: ApexSearch | None = None, params: TVL1Params | None = None, transforms=None,
-                work_size=None, cache_dir=None, progress=True, report=None) -> np.ndarray:
+def flow_inputs(
+    clips,
+    size=STSTNET_SIZE,
+    estimate="flow",
+    use_coded_apex=True,
+    search: ApexSearch | None = None,
+    params: TVL1Params | None = None,
+    transforms=None,
+    work_size=None,
+    cache_dir=None,
+    progress=True,
+    report=None,
+) -> np.ndarray:
     """``(len(clips), h, w, 3)`` float32 flow inputs, channels u, v, strain (``CHANNELS``), one per clip.
 
     Each clip's onset and apex come from ``choose_onset_apex(clip, estimate, use_coded_apex,
@@ -126,8 +146,10 @@ def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True,
     if report is not None and not isinstance(report, list):
         raise ValueError(f"`report` must be None or a list. Received: report={report!r}")
     if transforms is not None and not hasattr(transforms, "get"):
-        raise ValueError("`transforms` must be None or a mapping clip key -> crop box. "
-                         f"Received: transforms={transforms!r}")
+        raise ValueError(
+            "`transforms` must be None or a mapping clip key -> crop box. "
+            f"Received: transforms={transforms!r}"
+        )
     clips = list(clips)
     if not clips:
         raise ValueError("No clips to compute flow inputs for. Received: clips=[]")
@@ -145,14 +167,22 @@ def flow_inputs(clips, size=STSTNET_SIZE, estimate="flow", use_coded_apex=True,
         box = _box(transforms, clip)
         hit = key = description = None
         if folder is not None:
-            description = clip_description(clip, size, estimate, use_coded_apex, search, params, box,
-                                           work_size)
+            description = clip_description(
+                clip, size, estimate, use_coded_apex, search, params, box, work_size
+            )
             key = description_key(description)
             hit = _load(folder, key, (height, width, len(CHANNELS)))
         if hit is None:
             choice = choose_onset_apex(clip, estimate, use_coded_apex, search, box)
-            array = flow_images_of_files(clip.frames[choice.onset], clip.frames[choice.apex], (height, width),
-                                         params, box, work_size, solver)
+            array = flow_images_of_files(
+                clip.frames[choice.onset],
+                clip.frames[choice.apex],
+                (height, width),
+                params,
+                box,
+                work_size,
+                solver,
+            )
             if folder is not None:
                 _store(folder, key, array, description, choice)
         else:
@@ -174,14 +204,28 @@ def flow_frame_cache(clips, size, estimate, *, progress=True):
     started, report = time.perf_counter(), []
     features = flow_inputs(clips, size=size, estimate=estimate, progress=progress, report=report)
     choices = {entry["clip"]: entry for entry in report}
-    table = FrameTable(tuple((c.frames[choices[c.key]["onset"]], c.frames[choices[c.key]["apex"]], 0.0)
-                             for c in clips), {c.key: np.array([i], np.int32) for i, c in enumerate(clips)})
-    cache = FrameCache(table, tf.constant(features[None]), ("identity",), tuple(features.shape[1:]),
-                       int(features.nbytes), "memory (flow images; per clip on disk in the flow cache)",
-                       time.perf_counter() - started)
+    table = FrameTable(
+        tuple((c.frames[choices[c.key]["onset"]], c.frames[choices[c.key]["apex"]], 0.0) for c in clips),
+        {c.key: np.array([i], np.int32) for i, c in enumerate(clips)},
+    )
+    cache = FrameCache(
+        table,
+        tf.constant(features[None]),
+        ("identity",),
+        tuple(features.shape[1:]),
+        int(features.nbytes),
+        "memory (flow images; per clip on disk in the flow cache)",
+        time.perf_counter() - started,
+    )
     sources = [entry["source"] for entry in report]
-    return cache, {"size": list(features.shape[1:3]), "channels": list(CHANNELS), "apex_estimate": estimate,
-                   "apex_sources": {s: sources.count(s) for s in sorted(set(sources))},
-                   "issues": [e for e in report if e.get("issue")], "cached": sum(e["cached"] for e in report),
-                   "seconds": round(cache.seconds, 1), "tvl1": TVL1Params().as_dict(),
-                   "cache": str(default_flow_cache())}
+    return cache, {
+        "size": list(features.shape[1:3]),
+        "channels": list(CHANNELS),
+        "apex_estimate": estimate,
+        "apex_sources": {s: sources.count(s) for s in sorted(set(sources))},
+        "issues": [e for e in report if e.get("issue")],
+        "cached": sum(e["cached"] for e in report),
+        "seconds": round(cache.seconds, 1),
+        "tvl1": TVL1Params().as_dict(),
+        "cache": str(default_flow_cache()),
+    }

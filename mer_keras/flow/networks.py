@@ -22,12 +22,18 @@ def _positive_int(value) -> bool:
 def _check_common(classes, input_shape, channels, min_side, dropout):
     if not _positive_int(classes) or classes < 2:
         raise ValueError(f"`classes` must be an int >= 2. Received: classes={classes!r}")
-    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
-            or not all(_positive_int(d) for d in input_shape)
-            or input_shape[2] not in channels or min(input_shape[:2]) < min_side):
-        raise ValueError(f"`input_shape` must be (height, width, channels) of ints, height and width "
-                         f">= {min_side}, channels in {tuple(channels)}. "
-                         f"Received: input_shape={input_shape!r}")
+    if (
+        not isinstance(input_shape, (tuple, list))
+        or len(input_shape) != 3
+        or not all(_positive_int(d) for d in input_shape)
+        or input_shape[2] not in channels
+        or min(input_shape[:2]) < min_side
+    ):
+        raise ValueError(
+            f"`input_shape` must be (height, width, channels) of ints, height and width "
+            f">= {min_side}, channels in {tuple(channels)}. "
+            f"Received: input_shape={input_shape!r}"
+        )
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={dropout!r}")
 
@@ -54,12 +60,22 @@ class STSTNet(keras.Model):
     weights, 1,683 trainable (the 32 BatchNorm moving statistics are not).
     """
 
-    def __init__(self, classes=3, input_shape=(28, 28, 3), filters=(3, 5, 8), batch_norm=True, dropout=0.5,
-                 name="ststnet", **kwargs):
+    def __init__(
+        self,
+        classes=3,
+        input_shape=(28, 28, 3),
+        filters=(3, 5, 8),
+        batch_norm=True,
+        dropout=0.5,
+        name="ststnet",
+        **kwargs,
+    ):
         _check_common(classes, input_shape, (3,), 4, dropout)
         if not (isinstance(filters, (tuple, list)) and filters and all(_positive_int(f) for f in filters)):
-            raise ValueError(f"`filters` must be a non-empty sequence of positive ints (one per stream). "
-                             f"Received: filters={filters!r}")
+            raise ValueError(
+                f"`filters` must be a non-empty sequence of positive ints (one per stream). "
+                f"Received: filters={filters!r}"
+            )
         if not isinstance(batch_norm, bool):
             raise TypeError(f"`batch_norm` must be True or False. Received: batch_norm={batch_norm!r}")
         input_shape, filters = tuple(int(d) for d in input_shape), tuple(int(f) for f in filters)
@@ -85,9 +101,15 @@ class STSTNet(keras.Model):
         self.dropout = dropout
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "classes": self.classes,
-                "input_shape": self.image_shape, "filters": self.filters, "batch_norm": self.batch_norm,
-                "dropout": self.dropout}
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "classes": self.classes,
+            "input_shape": self.image_shape,
+            "filters": self.filters,
+            "batch_norm": self.batch_norm,
+            "dropout": self.dropout,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -112,18 +134,30 @@ class OffApexNet(keras.Model):
     2,664,475.
     """
 
-    def __init__(self, classes=3, input_shape=(28, 28, 2), filters=(6, 16), kernel_size=5, units=(1024, 1024),
-                 dropout=0.5, name="off_apexnet", **kwargs):
+    def __init__(
+        self,
+        classes=3,
+        input_shape=(28, 28, 2),
+        filters=(6, 16),
+        kernel_size=5,
+        units=(1024, 1024),
+        dropout=0.5,
+        name="off_apexnet",
+        **kwargs,
+    ):
         _check_common(classes, input_shape, (2, 3), 4, dropout)
         for arg, value in (("filters", filters), ("units", units)):
             if not isinstance(value, (tuple, list)) or not value or not all(_positive_int(v) for v in value):
-                raise ValueError(f"`{arg}` must be a non-empty sequence of positive ints. "
-                                 f"Received: {arg}={value!r}")
+                raise ValueError(
+                    f"`{arg}` must be a non-empty sequence of positive ints. Received: {arg}={value!r}"
+                )
         if not _positive_int(kernel_size):
             raise ValueError(f"`kernel_size` must be a positive int. Received: kernel_size={kernel_size!r}")
         if min(input_shape[:2]) < 2 ** len(filters):
-            raise ValueError(f"`input_shape` must be at least {2 ** len(filters)} pixels for {len(filters)} "
-                             f"2x2 pools. Received: input_shape={input_shape!r}")
+            raise ValueError(
+                f"`input_shape` must be at least {2 ** len(filters)} pixels for {len(filters)} "
+                f"2x2 pools. Received: input_shape={input_shape!r}"
+            )
         input_shape, filters = tuple(int(d) for d in input_shape), tuple(int(f) for f in filters)
         units, kernel_size = tuple(int(u) for u in units), int(kernel_size)
         classes, dropout = int(classes), float(dropout)
@@ -131,10 +165,11 @@ class OffApexNet(keras.Model):
         inputs = keras.Input(shape=input_shape, name="flow")
         flattened = []
         for channel, stream in enumerate(CHANNELS[:2]):  # u, v
-            x = inputs[..., channel:channel + 1]
+            x = inputs[..., channel : channel + 1]
             for i, count in enumerate(filters, start=1):
-                x = layers.Conv2D(count, kernel_size, padding="same", activation="relu",
-                                  name=f"{stream}_conv{i}")(x)
+                x = layers.Conv2D(
+                    count, kernel_size, padding="same", activation="relu", name=f"{stream}_conv{i}"
+                )(x)
                 x = layers.MaxPooling2D(2, strides=2, name=f"{stream}_pool{i}")(x)
             flattened.append(layers.Flatten(name=f"{stream}_flatten")(x))
         x = layers.Concatenate(name="streams")(flattened)
@@ -152,9 +187,16 @@ class OffApexNet(keras.Model):
         self.dropout = dropout
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "classes": self.classes,
-                "input_shape": self.image_shape, "filters": self.filters, "kernel_size": self.kernel_size,
-                "units": self.units, "dropout": self.dropout}
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "classes": self.classes,
+            "input_shape": self.image_shape,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "units": self.units,
+            "dropout": self.dropout,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -62,8 +62,9 @@ class TVL1Params:
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
                 raise ValueError(f"TV-L1 `{name}` must be a positive number. Received: {name}={value!r}")
         if not 0 < self.scale_step < 1:
-            raise ValueError(f"TV-L1 `scale_step` must be in (0, 1). "
-                             f"Received: scale_step={self.scale_step!r}")
+            raise ValueError(
+                f"TV-L1 `scale_step` must be in (0, 1). Received: scale_step={self.scale_step!r}"
+            )
         if isinstance(self.gamma, bool) or not isinstance(self.gamma, numbers.Real) or self.gamma < 0:
             raise ValueError(f"TV-L1 `gamma` must be a number >= 0. Received: gamma={self.gamma!r}")
 
@@ -74,18 +75,29 @@ class TVL1Params:
     def create(self):
         """A new OpenCV TV-L1 solver with these parameters."""
         return cv2.optflow.DualTVL1OpticalFlow_create(
-            tau=float(self.tau), lambda_=float(self.lambda_), theta=float(self.theta),
-            nscales=int(self.scales), warps=int(self.warps), epsilon=float(self.epsilon),
-            innnerIterations=int(self.inner_iterations), outerIterations=int(self.outer_iterations),
-            scaleStep=float(self.scale_step), gamma=float(self.gamma),
-            medianFiltering=int(self.median_filtering), useInitialFlow=False)
+            tau=float(self.tau),
+            lambda_=float(self.lambda_),
+            theta=float(self.theta),
+            nscales=int(self.scales),
+            warps=int(self.warps),
+            epsilon=float(self.epsilon),
+            innnerIterations=int(self.inner_iterations),
+            outerIterations=int(self.outer_iterations),
+            scaleStep=float(self.scale_step),
+            gamma=float(self.gamma),
+            medianFiltering=int(self.median_filtering),
+            useInitialFlow=False,
+        )
 
 
 def as_hw(size, name="size") -> tuple:
     """``(height, width)`` from an int (square) or a pair of positive ints; ``name`` for the error."""
     pair = (size, size) if isinstance(size, numbers.Integral) and not isinstance(size, bool) else size
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in pair)):
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in pair)
+    ):
         raise ValueError(f"`{name}` must be a positive int or (height, width). Received: {name}={size!r}")
     return int(pair[0]), int(pair[1])
 
@@ -111,15 +123,22 @@ def apply_transform(grey, transform) -> np.ndarray:
         return grey
     if callable(transform):
         return to_grey(transform(grey))
-    if (isinstance(transform, (tuple, list)) and len(transform) == 4
-            and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in transform)):
+    if (
+        isinstance(transform, (tuple, list))
+        and len(transform) == 4
+        and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in transform)
+    ):
         x, y, w, h = (int(d) for d in transform)
         if w >= 2 and h >= 2 and x >= 0 and y >= 0 and x + w <= grey.shape[1] and y + h <= grey.shape[0]:
-            return grey[y:y + h, x:x + w]
-        raise ValueError(f"The crop box must lie inside the {grey.shape[1]}x{grey.shape[0]} frame and be at "
-                         f"least 2x2. Received: transform={tuple(transform)!r}")
-    raise ValueError("`transform` must be None, a crop box (x, y, width, height) of ints or a callable "
-                     f"image -> image. Received: transform={transform!r}")
+            return grey[y : y + h, x : x + w]
+        raise ValueError(
+            f"The crop box must lie inside the {grey.shape[1]}x{grey.shape[0]} frame and be at "
+            f"least 2x2. Received: transform={tuple(transform)!r}"
+        )
+    raise ValueError(
+        "`transform` must be None, a crop box (x, y, width, height) of ints or a callable "
+        f"image -> image. Received: transform={transform!r}"
+    )
 
 
 def read_grey(path, transform=None, work_size=None) -> np.ndarray:
@@ -176,8 +195,9 @@ def resize_flow(flow, size) -> np.ndarray:
     return (resized * np.array([width / old_w, height / old_h], np.float32)).astype(np.float32)
 
 
-def flow_images(first, second, size=STSTNET_SIZE, params: TVL1Params | None = None,
-                solver=None) -> np.ndarray:
+def flow_images(
+    first, second, size=STSTNET_SIZE, params: TVL1Params | None = None, solver=None
+) -> np.ndarray:
     """``(h, w, 3)`` float32 channels u, v, strain (``CHANNELS``) of the TV-L1 flow first -> second.
 
     The flow and its strain are computed at the frames' own resolution, then resized to ``size``
@@ -189,8 +209,15 @@ def flow_images(first, second, size=STSTNET_SIZE, params: TVL1Params | None = No
     return np.concatenate([resize_flow(flow, (height, width)), strain[..., None]], axis=-1)
 
 
-def flow_images_of_files(first_path, second_path, size=STSTNET_SIZE, params: TVL1Params | None = None,
-                         transform=None, work_size=None, solver=None) -> np.ndarray:
+def flow_images_of_files(
+    first_path,
+    second_path,
+    size=STSTNET_SIZE,
+    params: TVL1Params | None = None,
+    transform=None,
+    work_size=None,
+    solver=None,
+) -> np.ndarray:
     """:func:`flow_images` between two frame files, read grey, cropped by ``transform`` (None: the
     whole frame) and resized to ``work_size`` before the flow (None: the frames' own size)."""
     first = read_grey(first_path, transform, work_size)

@@ -19,8 +19,9 @@ def check_images(model, images, what="images") -> np.ndarray:
     shape = images.shape
     if images.ndim != len(expected) + 1 or any(e not in (None, s) for e, s in zip(expected, shape[1:])):
         wanted = ", ".join(map(str, expected))
-        raise ValueError(f"Model {model.name!r} takes {what} of shape (batch, {wanted}). "
-                         f"Received: shape {shape}")
+        raise ValueError(
+            f"Model {model.name!r} takes {what} of shape (batch, {wanted}). Received: shape {shape}"
+        )
     return images
 
 
@@ -30,8 +31,10 @@ def score_for(targets, batch):
         return targets
     targets = np.atleast_1d(np.asarray(targets))
     if targets.dtype.kind not in "iu" or targets.ndim != 1 or len(targets) not in (1, batch):
-        raise ValueError(f"`targets` must be a class index or {batch} class indices (one per sample), or a "
-                         f"callable score. Received: {targets!r}")
+        raise ValueError(
+            f"`targets` must be a class index or {batch} class indices (one per sample), or a "
+            f"callable score. Received: {targets!r}"
+        )
     return CategoricalScore([int(t) for t in targets])
 
 
@@ -44,8 +47,10 @@ def gradcam(model, images, layers, targets, method="gradcam", logits=True) -> di
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
     if is_clip_model(model):
-        raise ValueError(f"Model {model.name!r} takes clips: use mer_keras.gradcam.sequence_cams for "
-                         f"per-frame maps. Received: input shape {tuple(model.inputs[0].shape)}")
+        raise ValueError(
+            f"Model {model.name!r} takes clips: use mer_keras.gradcam.sequence_cams for "
+            f"per-frame maps. Received: input shape {tuple(model.inputs[0].shape)}"
+        )
     images = check_images(model, images)
     layers = [layers] if isinstance(layers, str) else list(layers)
     exposed = expose_layers(model, layers, logits=logits)
@@ -53,7 +58,12 @@ def gradcam(model, images, layers, targets, method="gradcam", logits=True) -> di
     score = score_for(targets, len(images))
     maps = {}
     for layer in layers:
-        cam = explainer(score, images, penultimate_layer=target_name(layer),
-                        seek_penultimate_conv_layer=False, normalize_cam=False)
+        cam = explainer(
+            score,
+            images,
+            penultimate_layer=target_name(layer),
+            seek_penultimate_conv_layer=False,
+            normalize_cam=False,
+        )
         maps[layer] = np.asarray(cam, np.float32).reshape(images.shape[:3])
     return maps

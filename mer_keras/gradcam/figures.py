@@ -44,8 +44,14 @@ def _grid(rows, cols, top=0.95, left=0.9):
     width, height = PANEL * cols + left + 0.1, PANEL * rows + top + 0.1
     fig = Figure(figsize=(width, height), dpi=DPI)
     axes = fig.subplots(rows, cols, squeeze=False)
-    fig.subplots_adjust(left=left / width, right=1 - 0.1 / width, top=1 - top / height,
-                        bottom=0.1 / height, wspace=0.06, hspace=0.06)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - 0.1 / width,
+        top=1 - top / height,
+        bottom=0.1 / height,
+        wspace=0.06,
+        hspace=0.06,
+    )
     return fig, axes
 
 
@@ -78,9 +84,11 @@ def before_after_figure(samples, before, after, layer, classes, title="") -> Fig
     The figure is three frames wide: keep ``title`` short or break it with newlines.
     """
     fig, axes = _grid(len(samples), 3)
-    heads = ["frame (outline: scored region)",
-             f"before training\nmean focus {_score(before[layer]['score'])}",
-             f"after training\nmean focus {_score(after[layer]['score'])}"]
+    heads = [
+        "frame (outline: scored region)",
+        f"before training\nmean focus {_score(before[layer]['score'])}",
+        f"after training\nmean focus {_score(after[layer]['score'])}",
+    ]
     for i, sample in enumerate(samples):
         image, cam_before = frame_and_map(sample, before[layer]["maps"], i)
         _, cam_after = frame_and_map(sample, after[layer]["maps"], i)

@@ -27,8 +27,9 @@ def check_face_box(face_box) -> tuple:
     try:
         x0, y0, x1, y1 = (float(v) for v in face_box)
     except (TypeError, ValueError):
-        raise ValueError(f"`face_box` must be 4 numbers x0, y0, x1, y1 (fractions of the frame). "
-                         f"Received: {face_box!r}") from None
+        raise ValueError(
+            f"`face_box` must be 4 numbers x0, y0, x1, y1 (fractions of the frame). Received: {face_box!r}"
+        ) from None
     if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
         raise ValueError(f"`face_box` needs 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1. Received: {face_box!r}")
     return x0, y0, x1, y1
@@ -42,23 +43,29 @@ def face_layout_mask(shape, face_box=WHOLE_FRAME) -> np.ndarray:
     for x0, y0, x1, y1 in FACE_LAYOUT.values():
         left, right = fx0 + x0 * (fx1 - fx0), fx0 + x1 * (fx1 - fx0)
         top, bottom = fy0 + y0 * (fy1 - fy0), fy0 + y1 * (fy1 - fy0)
-        mask[int(round(top * height)):int(round(bottom * height)),
-             int(round(left * width)):int(round(right * width))] = True
+        mask[
+            int(round(top * height)) : int(round(bottom * height)),
+            int(round(left * width)) : int(round(right * width)),
+        ] = True
     return mask
 
 
 def describe_layout(face_box=WHOLE_FRAME) -> dict:
     """What ``face_layout_mask`` draws, for focus.json."""
-    return {"kind": "fixed face layout (no detector: opencv-python 5.0 has no Haar cascades)",
-            "face_box": list(check_face_box(face_box)), "boxes_in_face_box": FACE_LAYOUT}
+    return {
+        "kind": "fixed face layout (no detector: opencv-python 5.0 has no Haar cascades)",
+        "face_box": list(check_face_box(face_box)),
+        "boxes_in_face_box": FACE_LAYOUT,
+    }
 
 
 def focus_score(cam, mask) -> float:
     """Share of the (non-negative) CAM's mass inside ``mask``; NaN for an empty mask or an all-zero CAM."""
     cam, mask = np.asarray(cam, np.float64), np.asarray(mask, bool)
     if cam.shape != mask.shape:
-        raise ValueError(f"CAM and mask must have the same (H, W) shape. Received: cam {cam.shape}, "
-                         f"mask {mask.shape}")
+        raise ValueError(
+            f"CAM and mask must have the same (H, W) shape. Received: cam {cam.shape}, mask {mask.shape}"
+        )
     if np.any(cam < 0) or not np.all(np.isfinite(cam)):
         raise ValueError(f"A CAM must be finite and >= 0 (ReLU'd). Received: min {np.nanmin(cam):.3g}")
     total = cam.sum()
@@ -69,12 +76,17 @@ def focus_score(cam, mask) -> float:
 
 def frame_scores(cams, masks) -> np.ndarray:
     """Focus of every map: one per sample, or per frame for clip samples (NaN where undefined)."""
-    return np.array([focus_score(cam, mask) for sample_cams, mask in zip(cams, masks)
-                     for cam in np.reshape(sample_cams, (-1, *np.shape(mask)))])
+    return np.array(
+        [
+            focus_score(cam, mask)
+            for sample_cams, mask in zip(cams, masks)
+            for cam in np.reshape(sample_cams, (-1, *np.shape(mask)))
+        ]
+    )
 
 
 def layer_score(cams, masks) -> tuple[float, int]:
-    """``(mean focus, maps with a score)`` over samples (and frames); undefined ones are left out (NaN if all are)."""
+    """``(mean focus, maps with a score)`` over samples (and frames); undefined ones left out (NaN if all)."""
     scores = frame_scores(cams, masks)
     defined = scores[np.isfinite(scores)]
     return (float(defined.mean()) if defined.size else float("nan")), int(defined.size)

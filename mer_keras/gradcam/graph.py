@@ -53,8 +53,10 @@ def default_layers(model) -> list:
     """The backbone's Grad-CAM candidates (block outputs, in network order)."""
     backbone = find_backbone(model)
     if backbone is None:
-        raise ValueError(f"Model {model.name!r} holds no VGGFaceResNet50: pass the layer names to use. "
-                         "Received: layers=None")
+        raise ValueError(
+            f"Model {model.name!r} holds no VGGFaceResNet50: pass the layer names to use. "
+            "Received: layers=None"
+        )
     return gradcam_candidates(backbone)
 
 
@@ -67,12 +69,16 @@ def _check_targets(model, names):
     found = {layer.name: layer for layer in iter_layers(model)}
     for name in names:
         if name not in found:
-            raise ValueError(f"Layer {name!r} not found in model {model.name!r} (nested models searched). "
-                             f"Received: {name!r}")
+            raise ValueError(
+                f"Layer {name!r} not found in model {model.name!r} (nested models searched). "
+                f"Received: {name!r}"
+            )
         shape = found[name].output.shape
         if len(shape) != 4:
-            raise ValueError(f"Grad-CAM needs a layer with a (batch, height, width, channels) output; layer "
-                             f"{name!r} of model {model.name!r} gives {shape}. Received: {name!r}")
+            raise ValueError(
+                f"Grad-CAM needs a layer with a (batch, height, width, channels) output; layer "
+                f"{name!r} of model {model.name!r} gives {shape}. Received: {name!r}"
+            )
 
 
 def _final_softmax(model):
@@ -103,8 +109,9 @@ def expose_layers(model, names, logits=True) -> keras.Model:
         if inner is not None:  # TimeDistributed: fold time into the batch, as FramewiseTimeDistributed
             clips = args[0]
             steps = clips.shape[1]
-            frames = inner._run_through_graph(ops.reshape(clips, (-1, *clips.shape[2:])),
-                                              operation_fn=lambda op: op, call_fn=call)
+            frames = inner._run_through_graph(
+                ops.reshape(clips, (-1, *clips.shape[2:])), operation_fn=lambda op: op, call_fn=call
+            )
             return ops.reshape(frames, (-1, steps, *frames.shape[1:]))
         out = layer(*args, **kwargs)
         if layer.name in names:

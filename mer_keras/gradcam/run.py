@@ -40,8 +40,10 @@ def load_run(run_dir):
     config = RunConfig.from_json(run_dir)
     model_path = run_dir / "final" / "model.keras"
     if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: the run has no final model (was it run with --no-final, "
-                                "or killed before the end?).")
+        raise FileNotFoundError(
+            f"{model_path}: the run has no final model (was it run with --no-final, "
+            "or killed before the end?)."
+        )
     return config, read_json(run_dir / "config.json")["record"], keras.saving.load_model(model_path)
 
 
@@ -64,11 +66,20 @@ def initial_model(config: RunConfig, num_classes: int):
     """
     size = config.data.image_size
     keras.utils.set_random_seed(config.protocol.seed)  # as the run does before building its backbone
-    backbone, weights = build_backbone(config.model.backbone, config.model.weights, size, config.data.synthetic,
-                                       pooling=config.model.head.pooling)
+    backbone, weights = build_backbone(
+        config.model.backbone,
+        config.model.weights,
+        size,
+        config.data.synthetic,
+        pooling=config.model.head.pooling,
+    )
     encoder = with_preprocessing(backbone, size, name="frame_encoder_model")
     head = build_head(config.head(standardize=False), num_classes, encoder.outputs[0].shape[1:], config.n)
-    return compose(head, encoder, (size, size, 3), name=f"mer_{config.experiment}_untrained"), backbone, weights
+    return (
+        compose(head, encoder, (size, size, 3), name=f"mer_{config.experiment}_untrained"),
+        backbone,
+        weights,
+    )
 
 
 def frozen_match(before_backbone, after_backbone, retrain_from) -> dict:
@@ -88,38 +99,65 @@ def _save(path, fig) -> str:
 
 def write_figures(out, samples, sweeps, chosen, classes, method) -> dict:
     """Frames x layers grids before and after training, and Figure 4 (one frame per class) at ``chosen``."""
-    figures = {name: _save(out / f"sweep_{name}.png", sweep_figure(
-        samples, sweep, classes, f"Grad-CAM ({method}) {name} training: frames x layers"))
-        for name, sweep in sweeps.items()}
+    figures = {
+        name: _save(
+            out / f"sweep_{name}.png",
+            sweep_figure(samples, sweep, classes, f"Grad-CAM ({method}) {name} training: frames x layers"),
+        )
+        for name, sweep in sweeps.items()
+    }
     labels = [s.label for s in samples]
     pick = [labels.index(k) for k in sorted(set(labels))]  # the first sample of each class
-    at_chosen = {name: {chosen: {"maps": sweep[chosen]["maps"][pick], "score": sweep[chosen]["score"]}}
-                 for name, sweep in sweeps.items()}
-    figures["before_after"] = _save(out / "before_after.png", before_after_figure(
-        [samples[i] for i in pick], at_chosen["before"], at_chosen["after"], chosen, classes,
-        f"Grad-CAM ({method}) at {chosen}\n(the chosen layer), before / after training"))
+    at_chosen = {
+        name: {chosen: {"maps": sweep[chosen]["maps"][pick], "score": sweep[chosen]["score"]}}
+        for name, sweep in sweeps.items()
+    }
+    figures["before_after"] = _save(
+        out / "before_after.png",
+        before_after_figure(
+            [samples[i] for i in pick],
+            at_chosen["before"],
+            at_chosen["after"],
+            chosen,
+            classes,
+            f"Grad-CAM ({method}) at {chosen}\n(the chosen layer), before / after training",
+        ),
+    )
     return figures
 
 
-def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, face_box=WHOLE_FRAME,
-                out=None, data=None) -> dict:
+def gradcam_run(
+    run_dir, per_class=3, method="gradcam", layers=None, seed=0, face_box=WHOLE_FRAME, out=None, data=None
+) -> dict:
     """Writes ``<run>/gradcam/`` (figures, focus.json) and returns what focus.json holds.
 
     ``data``: where the run's dataset is now, if it moved since the run.
     """
     config, record, after = load_run(run_dir)
     if data is not None:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(Path(data).resolve())))
+        config = dataclasses.replace(
+            config, data=dataclasses.replace(config.data, path=str(Path(data).resolve()))
+        )
     out = Path(run_dir) / "gradcam" if out is None else Path(out)
     classes, n = record["data"]["classes"], config.n
     before, before_backbone, weights = initial_model(config, len(classes))
     layers = default_layers(after) if layers is None else list(layers)
     clips = run_clips(config, classes)
     faces = run_faces(run_dir, config)
-    samples = sample_frames(clips, classes, config.data.image_size, per_class=per_class, n=n, seed=seed,
-                            face_box=face_box, faces=faces)
-    sweeps = {"before": layer_sweep(before, samples, layers, method),
-              "after": layer_sweep(after, samples, layers, method)}
+    samples = sample_frames(
+        clips,
+        classes,
+        config.data.image_size,
+        per_class=per_class,
+        n=n,
+        seed=seed,
+        face_box=face_box,
+        faces=faces,
+    )
+    sweeps = {
+        "before": layer_sweep(before, samples, layers, method),
+        "after": layer_sweep(after, samples, layers, method),
+    }
     scores = {name: {layer: sweep[layer]["score"] for layer in layers} for name, sweep in sweeps.items()}
     chosen = choose_layer(scores["before"])
     retrain = record["backbone_split"]["retrain_from"]
@@ -137,13 +175,24 @@ def gradcam_run(run_dir, per_class=3, method="gradcam", layers=None, seed=0, fac
         "regions": describe_regions(clips, face_box, faces),
         "chance": chance_level([s.mask for s in samples]),
         "maps_with_a_region": int(sum(s.mask.any() for s in samples) * n),
-        "maps_with_a_score": {layer: {name: sweep[layer]["defined"] for name, sweep in sweeps.items()}
-                              for layer in layers},
-        "before": {"weights": weights, "run_frozen_layers": frozen,
-                   "head": f"fresh random initialisation (seed {config.protocol.seed}), not the run's exact draw"},
+        "maps_with_a_score": {
+            layer: {name: sweep[layer]["defined"] for name, sweep in sweeps.items()} for layer in layers
+        },
+        "before": {
+            "weights": weights,
+            "run_frozen_layers": frozen,
+            "head": f"fresh random initialisation (seed {config.protocol.seed}), not the run's exact draw",
+        },
         "after": str(Path(run_dir) / "final" / "model.keras"),
-        "samples": [{"clip": s.clip.key, "label": classes[s.label], "frame": s.frame,
-                     "frame_path": s.clip.frames[s.frame]} for s in samples],
+        "samples": [
+            {
+                "clip": s.clip.key,
+                "label": classes[s.label],
+                "frame": s.frame,
+                "frame_path": s.clip.frames[s.frame],
+            }
+            for s in samples
+        ],
         "figures": write_figures(out, samples, sweeps, chosen, classes, method),
     }
     write_json(out / "focus.json", focus)

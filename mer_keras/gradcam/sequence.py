@@ -28,8 +28,10 @@ def sequence_cams(model, clips, layers, targets, logits=True) -> dict:
     ``targets`` are class indices (one per clip, or one for all) or a score callable on the output.
     """
     if not is_clip_model(model):
-        raise ValueError(f"Model {model.name!r} takes single frames: use mer_keras.gradcam.gradcam. "
-                         f"Received: input shape {tuple(model.inputs[0].shape)}")
+        raise ValueError(
+            f"Model {model.name!r} takes single frames: use mer_keras.gradcam.gradcam. "
+            f"Received: input shape {tuple(model.inputs[0].shape)}"
+        )
     clips = check_images(model, clips, "clips")
     layers = [layers] if isinstance(layers, str) else list(layers)
     explainer = Gradcam(expose_layers(model, layers, logits=logits))
@@ -37,8 +39,16 @@ def sequence_cams(model, clips, layers, targets, logits=True) -> dict:
     batch, steps, height, width = clips.shape[:4]
     maps = {}
     for name in layers:
-        cam = np.asarray(explainer(score, clips, penultimate_layer=target_name(name),
-                                   seek_penultimate_conv_layer=False, normalize_cam=False, expand_cam=False),
-                         np.float32)  # (batch * time, h, w)
+        cam = np.asarray(
+            explainer(
+                score,
+                clips,
+                penultimate_layer=target_name(name),
+                seek_penultimate_conv_layer=False,
+                normalize_cam=False,
+                expand_cam=False,
+            ),
+            np.float32,
+        )  # (batch * time, h, w)
         maps[name] = resize_maps(cam.reshape(batch, steps, *cam.shape[1:]), (height, width))
     return maps

@@ -45,12 +45,17 @@ def has_masks(clips) -> bool:
 def describe_regions(clips, face_box=WHOLE_FRAME, faces=None) -> dict:
     """Which regions the focus score uses for these clips, for config.json / focus.json."""
     if has_masks(clips):
-        return {"kind": "moving-region masks of the synthetic dataset (<clip>_mask.png)"
-                + ("" if not faces else ", put through each clip's face transform")}
+        return {
+            "kind": "moving-region masks of the synthetic dataset (<clip>_mask.png)"
+            + ("" if not faces else ", put through each clip's face transform")
+        }
     if faces and any(f.found for f in faces.values()):
-        return {"kind": "regions around the MTCNN landmarks of each clip's face (brows and eyes, nose wings, "
-                        "mouth corners); the fixed layout where no face was found",
-                "landmark_regions": describe_landmark_regions(), "fixed_layout": describe_layout(face_box)}
+        return {
+            "kind": "regions around the MTCNN landmarks of each clip's face (brows and eyes, nose wings, "
+            "mouth corners); the fixed layout where no face was found",
+            "landmark_regions": describe_landmark_regions(),
+            "fixed_layout": describe_layout(face_box),
+        }
     return describe_layout(face_box)
 
 
@@ -76,8 +81,15 @@ def sample_frames(clips, classes, size, per_class=3, n=1, seed=0, face_box=WHOLE
             centre = clip.apex if clip.apex is not None else len(clip) // 2
             picks = np.clip(np.arange(n) + centre - n // 2, 0, len(clip) - 1)  # edges repeated if short
             image = np.stack([_frame(clip.frames[i], size, face) for i in picks]).astype(np.float32)
-            samples.append(Sample(clip, int(centre), label, image[0] if n == 1 else image,
-                                  _mask(clip, size, face, synthetic, face_box)))
+            samples.append(
+                Sample(
+                    clip,
+                    int(centre),
+                    label,
+                    image[0] if n == 1 else image,
+                    _mask(clip, size, face, synthetic, face_box),
+                )
+            )
     if not samples:
         raise ValueError(f"No clip has a label in {list(classes)}. Received: {len(clips)} clips")
     return samples
@@ -88,7 +100,7 @@ def _frame(path, size, face):
 
 
 def _mask(clip, size, face, synthetic, face_box):
-    """The clip's focus region at ``size``: its synthetic mask, the landmarks' regions, or the fixed layout."""
+    """The clip's focus region at ``size``: its synthetic mask, the landmarks' regions, or the layout."""
     if synthetic:
         if face is None:
             return read_mask(clip, size)
@@ -123,11 +135,15 @@ def layer_sweep(model, samples, layers=None, method="gradcam", targets=None) -> 
 
 def choose_layer(scores) -> str:
     """The layer with the best focus score; ties (to 6 decimals) go to the later layer. NaN never wins."""
-    ranked = [(round(score, 6), i, layer) for i, (layer, score) in enumerate(scores.items())
-              if score is not None and np.isfinite(score)]
+    ranked = [
+        (round(score, 6), i, layer)
+        for i, (layer, score) in enumerate(scores.items())
+        if score is not None and np.isfinite(score)
+    ]
     if not ranked:
-        raise ValueError(f"No layer has a defined focus score (no mask, or all maps zero). "
-                         f"Received: {scores}")
+        raise ValueError(
+            f"No layer has a defined focus score (no mask, or all maps zero). Received: {scores}"
+        )
     return max(ranked)[2]
 
 
@@ -142,8 +158,9 @@ def _pooled_features(outputs):
     return tf.reduce_mean(tf.reshape(outputs, (tf.shape(outputs)[0], -1)), axis=1)
 
 
-def choose_retrain_layer(backbone, clips, size, classes=None, per_class=3, seed=0, method="gradcam",
-                         face_box=WHOLE_FRAME):
+def choose_retrain_layer(
+    backbone, clips, size, classes=None, per_class=3, seed=0, method="gradcam", face_box=WHOLE_FRAME
+):
     """``(retrain_from, scores)``: the block start to retrain from, and ``{block output: focus}``.
 
     Uses no labels (the target is the mean pooled backbone feature), so any clips may be shown.

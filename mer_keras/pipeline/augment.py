@@ -34,11 +34,16 @@ def apply_variant(image: np.ndarray, name: str) -> np.ndarray:
         if step == "flip":
             out = out[:, ::-1]
         elif step.startswith("rotate"):
-            angle = float(step[len("rotate"):])
+            angle = float(step[len("rotate") :])
             height, width = out.shape[:2]
             matrix = cv2.getRotationMatrix2D((width / 2 - 0.5, height / 2 - 0.5), angle, 1.0)
-            out = cv2.warpAffine(np.ascontiguousarray(out), matrix, (width, height),
-                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            out = cv2.warpAffine(
+                np.ascontiguousarray(out),
+                matrix,
+                (width, height),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT_101,
+            )
         else:
             raise ValueError(f"Unknown frame variant step {step!r}. Received: {name!r}")
     return np.ascontiguousarray(out)

@@ -127,8 +127,10 @@ def _folder_error(cache_dir, problem: str) -> CacheDirError:
     """The error for an unusable cache folder, naming ``--cache-dir``, or the default folder if it is that."""
     folder = Path(cache_dir)
     if folder == user_cache_base() / "features":
-        return CacheDirError(f"feature cache folder {folder} ($MER_KERAS_CACHE or the user cache dir; "
-                             f"--cache-dir chooses another): {problem}.")
+        return CacheDirError(
+            f"feature cache folder {folder} ($MER_KERAS_CACHE or the user cache dir; "
+            f"--cache-dir chooses another): {problem}."
+        )
     return CacheDirError(f"--cache-dir {folder}: {problem}. Received: --cache-dir {cache_dir}")
 
 
@@ -176,11 +178,16 @@ def remove_stale_temporaries(folder) -> list:
         except FileNotFoundError:
             continue  # another process removed it first
         except OSError as error:
-            log.warning("cannot remove the stale temporary feature file %s (%s)", path,
-                        error.strerror or error)
+            log.warning(
+                "cannot remove the stale temporary feature file %s (%s)", path, error.strerror or error
+            )
             continue
-        log.warning("removed the stale temporary feature file %s (%.1f MB; its writer, pid %s, is not "
-                    "running)", path, size / 1e6, match.group(1))
+        log.warning(
+            "removed the stale temporary feature file %s (%.1f MB; its writer, pid %s, is not running)",
+            path,
+            size / 1e6,
+            match.group(1),
+        )
         removed.append(path)
     return removed
 
@@ -203,8 +210,11 @@ def cached_features(cache_dir, key, description, compute) -> np.ndarray:
     except OSError as error:
         if not isinstance(error, PermissionError) and error.errno != errno.EROFS:
             raise
-        raise _folder_error(cache_dir, f"the folder is not writable ({error.strerror or error}) and these "
-                                       "features are not cached there yet; pass a writable folder") from None
+        raise _folder_error(
+            cache_dir,
+            f"the folder is not writable ({error.strerror or error}) and these "
+            "features are not cached there yet; pass a writable folder",
+        ) from None
     files = []
 
     def allocate(shape):
@@ -217,9 +227,11 @@ def cached_features(cache_dir, key, description, compute) -> np.ndarray:
         shape = files[-1].shape
         bad, first = _non_finite_rows(temporary, files[-1].offset, shape)
         if bad:
-            raise ValueError(f"{final}: the computed features hold NaN/inf in {bad} of {shape[0] * shape[1]} "
-                             f"rows ({_row_name(first, shape)}): the encoder produced them (its weights or "
-                             "precision?); nothing was cached.")
+            raise ValueError(
+                f"{final}: the computed features hold NaN/inf in {bad} of {shape[0] * shape[1]} "
+                f"rows ({_row_name(first, shape)}): the encoder produced them (its weights or "
+                "precision?); nothing was cached."
+            )
         (folder / f"features-{key}.json").write_text(json.dumps(description, indent=1, sort_keys=True))
         os.replace(temporary, final)  # last: the final name exists only for a complete file
     finally:
@@ -235,16 +247,22 @@ def _read(path, description, scan=True) -> np.ndarray:
     try:
         features = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: unreadable feature cache ({error}); delete the file to recompute it.") from error
+        raise ValueError(
+            f"{path}: unreadable feature cache ({error}); delete the file to recompute it."
+        ) from error
     expected = (len(description["variants"]), description["frames"], *description["output_shape"])
     if features.dtype != np.float32 or tuple(features.shape) != expected:
-        raise ValueError(f"{path}: feature cache holds {features.dtype} {tuple(features.shape)}, expected "
-                         f"float32 {expected}; delete the file to recompute it.")
+        raise ValueError(
+            f"{path}: feature cache holds {features.dtype} {tuple(features.shape)}, expected "
+            f"float32 {expected}; delete the file to recompute it."
+        )
     bad, first = _non_finite_rows(path, int(features.offset), features.shape) if scan else (0, None)
     if bad:
         rows = features.shape[0] * features.shape[1]
-        raise ValueError(f"{path}: feature cache holds NaN/inf in {bad} of {rows} rows "
-                         f"({_row_name(first, features.shape)}); delete the file to recompute it.")
+        raise ValueError(
+            f"{path}: feature cache holds NaN/inf in {bad} of {rows} rows "
+            f"({_row_name(first, features.shape)}); delete the file to recompute it."
+        )
     return features
 
 
@@ -272,11 +290,13 @@ def _non_finite_rows(path, offset: int, shape) -> tuple:
     fd = os.open(path, os.O_RDONLY)
     try:
         for start in range(0, total, rows_per_read):
-            chunk = buffer[:min(rows_per_read, total - start)]
+            chunk = buffer[: min(rows_per_read, total - start)]
             got = os.preadv(fd, [memoryview(chunk).cast("B")], offset + start * 4 * row_values)
             if got != chunk.nbytes:
-                raise ValueError(f"{path}: feature cache truncated at row {start + got // (4 * row_values)}; "
-                                 "delete the file to recompute it.")
+                raise ValueError(
+                    f"{path}: feature cache truncated at row {start + got // (4 * row_values)}; "
+                    "delete the file to recompute it."
+                )
             finite = np.isfinite(chunk).all(axis=1)
             if not finite.all():
                 bad += int(len(chunk) - finite.sum())
@@ -328,19 +348,25 @@ class DiskFeatures:
         return f"DiskFeatures({self.path}, shape={self.shape})"
 
     def read(self, variants, rows) -> np.ndarray:
-        """float32 ``(*rows.shape, *row_shape)``: row ``rows[i]`` of variant ``variants[i]``, each read once."""
+        """float32 ``(*rows.shape, *row_shape)``: row ``rows[i]`` of variant ``variants[i]``, read once."""
         variants, rows = np.asarray(variants, np.int64), np.asarray(rows, np.int64)
         for name, values, bound in (("variant", variants, self.shape[0]), ("row", rows, self.shape[1])):
             if values.size and (values.min() < 0 or values.max() >= bound):
-                raise IndexError(f"{self.path}: {name} out of range 0..{bound - 1}. "
-                                 f"Received: {values.min()}..{values.max()}")
+                raise IndexError(
+                    f"{self.path}: {name} out of range 0..{bound - 1}. "
+                    f"Received: {values.min()}..{values.max()}"
+                )
         flat = np.broadcast_to(variants, rows.shape).ravel() * self.shape[1] + rows.ravel()
         distinct, inverse = np.unique(flat, return_inverse=True)
         out = np.empty((len(distinct), *self.row_shape), np.float32)
         for i, index in enumerate(distinct):
-            got = os.preadv(self._fd, [memoryview(out[i]).cast("B")], self.offset + int(index) * self.row_bytes)
+            got = os.preadv(
+                self._fd, [memoryview(out[i]).cast("B")], self.offset + int(index) * self.row_bytes
+            )
             if got != self.row_bytes:
-                raise ValueError(f"{self.path}: feature cache truncated at row {index}; delete it to recompute.")
+                raise ValueError(
+                    f"{self.path}: feature cache truncated at row {index}; delete it to recompute."
+                )
         return out[inverse.ravel()].reshape(*rows.shape, *self.row_shape)
 
     def close(self):

@@ -40,8 +40,9 @@ def load_frame(key, size, face=None) -> np.ndarray:
     return blend(image, read(path_b), t) if t else image
 
 
-def compute_features(encoder, table, size, variants=("identity",), batch_size=32,
-                     progress=True, cache_dir=None, weights=None) -> np.ndarray:
+def compute_features(
+    encoder, table, size, variants=("identity",), batch_size=32, progress=True, cache_dir=None, weights=None
+) -> np.ndarray:
     """``encoder`` (raw RGB in, features out) on every frame of ``table`` in every variant.
 
     Returns float32 ``(len(variants), len(table), *feature_shape)``. With ``cache_dir``, the array
@@ -51,11 +52,16 @@ def compute_features(encoder, table, size, variants=("identity",), batch_size=32
     if len(table) == 0:
         raise ValueError("The frame table is empty: no frames to compute features for.")
     if cache_dir is None:
-        return _compute(encoder, table, size, variants, batch_size, progress,
-                        lambda shape: np.empty(shape, np.float32))
+        return _compute(
+            encoder, table, size, variants, batch_size, progress, lambda shape: np.empty(shape, np.float32)
+        )
     key, description = cache_key(encoder, table, size, variants, weights)
-    return cached_features(cache_dir, key, description, lambda allocate: _compute(
-        encoder, table, size, variants, batch_size, progress, allocate))
+    return cached_features(
+        cache_dir,
+        key,
+        description,
+        lambda allocate: _compute(encoder, table, size, variants, batch_size, progress, allocate),
+    )
 
 
 def _compute(encoder, table, size, variants, batch_size, progress, allocate):
@@ -64,11 +70,14 @@ def _compute(encoder, table, size, variants, batch_size, progress, allocate):
 
     def decode(step):
         v, start = step
-        return np.stack([apply_variant(load_frame(table.frames[row], size, table.face(row)), variants[v])
-                         for row in range(start, min(start + batch_size, len(table)))])
+        return np.stack(
+            [
+                apply_variant(load_frame(table.frames[row], size, table.face(row)), variants[v])
+                for row in range(start, min(start + batch_size, len(table)))
+            ]
+        )
 
-    bar = tqdm(total=len(table) * len(variants), unit="frame", desc="frozen features",
-               disable=not progress)
+    bar = tqdm(total=len(table) * len(variants), unit="frame", desc="frozen features", disable=not progress)
     with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next batch while this one runs
         pending = pool.submit(decode, steps[0])
         for i, (v, start) in enumerate(steps):
@@ -78,7 +87,7 @@ def _compute(encoder, table, size, variants, batch_size, progress, allocate):
             out = np.asarray(encoder.predict_on_batch(batch), dtype=np.float32)
             if features is None:
                 features = allocate((len(variants), len(table), *out.shape[1:]))
-            features[v, start:start + len(batch)] = out
+            features[v, start : start + len(batch)] = out
             bar.update(len(batch))
     bar.close()
     return features
@@ -86,7 +95,7 @@ def _compute(encoder, table, size, variants, batch_size, progress, allocate):
 
 @dataclass(frozen=True)
 class FrameCache:
-    """Distinct frames of the run (``table``) and their frozen features per variant, with how they were made."""
+    """Distinct frames of the run (``table``), their frozen features per variant, and how they were made."""
 
     table: FrameTable
     features: object  # tf.Tensor (variants, frames, *feature_shape), or DiskFeatures on disk
@@ -105,13 +114,20 @@ class FrameCache:
 
     def record(self) -> dict:
         """What config.json says of the cache."""
-        return {"distinct_frames": len(self.table), "interpolated_frames": self.table.interpolated,
-                "variants": list(self.variants), "feature_shape": list(self.feature_shape),
-                "seconds": round(self.seconds, 1), "bytes": self.nbytes, "storage": self.storage}
+        return {
+            "distinct_frames": len(self.table),
+            "interpolated_frames": self.table.interpolated,
+            "variants": list(self.variants),
+            "feature_shape": list(self.feature_shape),
+            "seconds": round(self.seconds, 1),
+            "bytes": self.nbytes,
+            "storage": self.storage,
+        }
 
 
-def build_frame_cache(table: FrameTable, encoder, size, variants, *, cache_dir=None, weights=None,
-                      progress=True) -> FrameCache:
+def build_frame_cache(
+    table: FrameTable, encoder, size, variants, *, cache_dir=None, weights=None, progress=True
+) -> FrameCache:
     """``encoder`` (raw RGB in, frozen features out) run once on every frame and variant of ``table``.
 
     The features stay in memory unless ``cache_dir`` is given or they would take over a quarter of
@@ -120,14 +136,20 @@ def build_frame_cache(table: FrameTable, encoder, size, variants, *, cache_dir=N
     nbytes = 4 * len(variants) * len(table) * int(np.prod(encoder.outputs[0].shape[1:]))
     folder = choose_storage(cache_dir, nbytes)
     if folder is not None and cache_dir is None:
-        log.warning("frozen features of %.1f GB would take over a quarter of this machine's memory: "
-                    "kept on disk in %s (--cache-dir chooses the folder)", nbytes / 1e9, folder)
+        log.warning(
+            "frozen features of %.1f GB would take over a quarter of this machine's memory: "
+            "kept on disk in %s (--cache-dir chooses the folder)",
+            nbytes / 1e9,
+            folder,
+        )
     started = time.perf_counter()
-    features = compute_features(encoder, table, size, variants, batch_size=32, progress=progress,
-                                cache_dir=folder, weights=weights)
+    features = compute_features(
+        encoder, table, size, variants, batch_size=32, progress=progress, cache_dir=folder, weights=weights
+    )
     seconds = time.perf_counter() - started
     shape = tuple(features.shape[2:])
     stored = DiskFeatures(features) if isinstance(features, np.memmap) else tf.constant(features)
     del features
-    return FrameCache(table, stored, tuple(variants), shape, nbytes,
-                      "memory" if folder is None else str(folder), seconds)
+    return FrameCache(
+        table, stored, tuple(variants), shape, nbytes, "memory" if folder is None else str(folder), seconds
+    )

@@ -16,6 +16,7 @@ from mer_keras.pipeline.windows import WindowSet, balanced_indices
 def frame_gather(features):
     """``(gather, shape)``: ``gather(variant ids, frame rows)`` -> their features, as a TF function."""
     if isinstance(features, DiskFeatures):
+
         def gather(variant, rows):
             x = tf.numpy_function(features.read, [variant, rows], tf.float32, stateful=False)
             return tf.ensure_shape(x, rows.shape.concatenate(features.row_shape))
@@ -61,8 +62,18 @@ def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
-def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int, *,
-                 training: bool, seed: int = 0, balance: bool = True, squeeze_time: bool = False, clock=None):
+def make_dataset(
+    features,
+    windows: WindowSet,
+    num_classes: int,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int = 0,
+    balance: bool = True,
+    squeeze_time: bool = False,
+    clock=None,
+):
     """Batches of ``(x, one-hot y)`` from a cached feature array ``(variants, frames, ...)``.
 
     Training: each epoch, windows resampled so classes are about equal (``balance``), shuffled, and a
@@ -71,14 +82,21 @@ def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int
     """
     if len(windows) == 0:
         raise ValueError("No windows to make a dataset from.")
-    fetch = _fetcher(features, tf.constant(windows.rows), tf.constant(windows.labels), num_classes,
-                     squeeze_time=squeeze_time)
+    fetch = _fetcher(
+        features,
+        tf.constant(windows.rows),
+        tf.constant(windows.labels),
+        num_classes,
+        squeeze_time=squeeze_time,
+    )
     if not training:
         ids = np.arange(len(windows), dtype=np.int32)
         dataset = tf.data.Dataset.from_tensor_slices((ids, np.zeros(len(ids), np.int64))).batch(batch_size)
         return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), len(ids)
     clock = clock or EpochClock()
-    count = len(balanced_indices(windows.labels, num_classes, _epoch_rng(seed, 0))) if balance else len(windows)
+    count = (
+        len(balanced_indices(windows.labels, num_classes, _epoch_rng(seed, 0))) if balance else len(windows)
+    )
 
     def generate():  # one epoch: its order and variant draws depend on (seed, epoch) only
         rng = _epoch_rng(seed, clock.next_pass())
@@ -86,7 +104,7 @@ def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int
         ids = rng.permutation(ids).astype(np.int32)
         draws = rng.integers(0, 2**31 - 1, size=len(ids))
         for start in range(0, len(ids), batch_size):
-            yield ids[start:start + batch_size], draws[start:start + batch_size]
+            yield ids[start : start + batch_size], draws[start : start + batch_size]
 
     signature = (tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int64))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
@@ -94,8 +112,15 @@ def make_dataset(features, windows: WindowSet, num_classes: int, batch_size: int
     return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), count
 
 
-def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, training: bool,
-                   balance: bool, rng: np.random.Generator):
+def _grouped_order(
+    windows: WindowSet,
+    num_classes: int,
+    variants: int,
+    *,
+    training: bool,
+    balance: bool,
+    rng: np.random.Generator,
+):
     """One epoch of ``(window ids, variant ids)`` ordered clip by clip, so a batch spans few clips.
 
     Training: classes balanced, clips in random order, each clip's windows in temporal order (so a
@@ -115,8 +140,17 @@ def _grouped_order(windows: WindowSet, num_classes: int, variants: int, *, train
     return ids, clip_variant[windows.clip_index[ids]].astype(np.int32)
 
 
-def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, batch_size: int, *,
-                              training: bool, seed: int = 0, balance: bool = True, clock=None):
+def make_deduplicated_dataset(
+    features,
+    windows: WindowSet,
+    num_classes: int,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int = 0,
+    balance: bool = True,
+    clock=None,
+):
     """Batches of ``((distinct frames, index), one-hot y)`` for models that encode each frame once.
 
     Consecutive batches walk through the clips in an order redrawn every epoch, so a batch holds
@@ -129,15 +163,19 @@ def make_deduplicated_dataset(features, windows: WindowSet, num_classes: int, ba
     variants, frames_per_variant = shape[0], shape[1]
     rows, labels = tf.constant(windows.rows), tf.constant(windows.labels)
     clock = clock or EpochClock()
-    count = len(_grouped_order(windows, num_classes, variants, training=training, balance=balance,
-                               rng=_epoch_rng(seed, 0))[0])
+    count = len(
+        _grouped_order(
+            windows, num_classes, variants, training=training, balance=balance, rng=_epoch_rng(seed, 0)
+        )[0]
+    )
 
     def generate():  # called again every epoch: a new order from (seed, epoch), same number of batches
         epoch = clock.next_pass() if training else 0
-        ids, variant = _grouped_order(windows, num_classes, variants, training=training,
-                                      balance=balance, rng=_epoch_rng(seed, epoch))
+        ids, variant = _grouped_order(
+            windows, num_classes, variants, training=training, balance=balance, rng=_epoch_rng(seed, epoch)
+        )
         for start in range(0, len(ids), batch_size):
-            yield ids[start:start + batch_size], variant[start:start + batch_size]
+            yield ids[start : start + batch_size], variant[start : start + batch_size]
 
     def fetch(ids, variant):
         window_rows = tf.gather(rows, ids)

@@ -100,13 +100,16 @@ def window_set(clips, table: FrameTable, n: int, class_names) -> WindowSet:
     if not rows:
         raise ValueError("No clips given: cannot build windows from an empty list.")
     return WindowSet(
-        np.concatenate(rows).astype(np.int32), np.concatenate(clip_index),
-        np.concatenate(labels), tuple(clips),
+        np.concatenate(rows).astype(np.int32),
+        np.concatenate(clip_index),
+        np.concatenate(labels),
+        tuple(clips),
     )
 
 
-def balanced_indices(labels: np.ndarray, num_classes: int, rng: np.random.Generator,
-                     target: int | None = None) -> np.ndarray:
+def balanced_indices(
+    labels: np.ndarray, num_classes: int, rng: np.random.Generator, target: int | None = None
+) -> np.ndarray:
     """Indices that give every present class about ``target`` samples (default: the largest class).
 
     Each class keeps all its samples once per multiple, topped up by a random draw without
