@@ -24,6 +24,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mer_keras experiments benchmarks tools tests
+	$(VENV)/bin/ruff format --check mer_keras experiments benchmarks tools tests
 
 demo: $(STAMP)
 	$(PY) -m experiments.exp2 --n 13
