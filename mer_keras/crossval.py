@@ -55,29 +55,11 @@ class Trainer:
 
     def dataset(self, windows, training: bool, seed: int = 0, clock=None):
         """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache (``clock``: ``tfdata``)."""
-        t = self.config.training
+        common = {"training": training, "seed": seed, "balance": self.config.data.balance, "clock": clock}
+        args = (self.cache.features, windows, len(self.classes), self.config.training.batch_size)
         if self.deduplicate:
-            return make_deduplicated_dataset(
-                self.cache.features,
-                windows,
-                len(self.classes),
-                t.batch_size,
-                training=training,
-                seed=seed,
-                balance=self.config.data.balance,
-                clock=clock,
-            )
-        return make_dataset(
-            self.cache.features,
-            windows,
-            len(self.classes),
-            t.batch_size,
-            training=training,
-            seed=seed,
-            balance=self.config.data.balance,
-            squeeze_time=self.config.model.head.single,
-            clock=clock,
-        )
+            return make_deduplicated_dataset(*args, **common)
+        return make_dataset(*args, squeeze_time=self.config.model.head.single, **common)
 
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
