@@ -435,7 +435,8 @@ def test_a_fold_with_one_training_subject_trains_the_fixed_budget(tmp_path):
         done = json.loads((tmp_path / "run" / f"fold_{fold}" / "metrics.json").read_text())
         assert done["epochs_run"] == 2 and done["selected_epoch"] == 2
         assert done["selected_by"].startswith("no validation subjects")
-        history = pd.read_csv(tmp_path / "run" / f"fold_{fold}" / "history.csv")  # Keras logs NA: no validation
+        # Keras writes the validation columns as NA when there is no validation data
+        history = pd.read_csv(tmp_path / "run" / f"fold_{fold}" / "history.csv")
         assert history.get("val_loss", pd.Series([np.nan])).isna().all() and len(history) == 2
     assert summary["n_folds"] == 2
 
