@@ -544,8 +544,9 @@ def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, tmp_path, wher
     import subprocess
     import sys
 
-    extra = ["--folds", "2", "--epochs", "3", "--no-final", "--cache-dir", str(tmp_path / "cache")]
-    _run("exp2", tiny_smic, tmp_path / "whole", *extra)
+    extra = ["--folds", "2", "--epochs", "3", "--no-final"]
+    _run("exp2", tiny_smic, tmp_path / "whole", *extra, "--cache-dir", str(tmp_path / "cache_whole"))
+    extra += ["--cache-dir", str(tmp_path / "cache")]  # its own: the killed run computes the features itself
     argv = ["--data", str(tiny_smic), *TINY, *HEADS["exp2"], *extra, "--out", str(tmp_path / "killed")]
     killed = subprocess.run(
         [sys.executable, "-c", _KILLER, where, *argv], capture_output=True, text=True, timeout=600
@@ -556,6 +557,7 @@ def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, tmp_path, wher
         assert (tmp_path / "killed" / "fold_0" / "metrics.json").exists()
         assert not (tmp_path / "killed" / "fold_1" / "metrics.json").exists()
     _run("exp2", tiny_smic, tmp_path / "killed", *extra, "--resume")
+    assert not list((tmp_path / "cache").glob(".*tmp*"))  # the killed writer's temporary file is gone
     assert (tmp_path / "killed" / "predictions.csv").read_bytes() == (
         tmp_path / "whole" / "predictions.csv"
     ).read_bytes()
