@@ -11,7 +11,8 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from mer_keras.cli import parse_config
 from mer_keras.experiment import prepare_run, run_experiment
 
-TINY = [
+TINY = [  # the oracle scoring is tested in test_trust.py; here it would only add a prediction per epoch
+    "--no-oracle",
     "--backbone",
     "tiny",
     "--image-size",
@@ -345,6 +346,7 @@ def _find_layer(model, name):
     raise ValueError(name)
 
 
+@pytest.mark.slow
 def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
     from conftest import build_smic
     from sheet_fixtures import build_casme2, build_samm
@@ -539,6 +541,7 @@ run_experiment(parse_config("exp2", argv)[0], callbacks=[Kill()] if where == "fo
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["fold", "caching"])
 def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, tmp_path, where):
     import subprocess

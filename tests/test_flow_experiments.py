@@ -56,6 +56,7 @@ def test_flow_baseline_runs_and_exports_a_flow_model(data, tmp_path, experiment,
     assert summary["oracle"]["gap"]["accuracy"] >= 0
 
 
+@pytest.mark.slow
 def test_flow_baseline_compares_with_an_lstm_run_on_the_same_clips(data, tmp_path):
     _run("ststnet", data, tmp_path / "flow", "--no-final")
     run_experiment(
