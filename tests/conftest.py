@@ -55,3 +55,13 @@ def build_smic(root, spec=SMIC_SPEC, modality="HS", release="SMIC_all_raw"):
 @pytest.fixture
 def smic_root(tmp_path):
     return build_smic(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def tiny_smic(tmp_path_factory):
+    """A small synthetic SMIC (6 subjects, 32 px frames) for tiny end-to-end runs; one per test module."""
+    from mer_keras.datasets.synthetic import make_synthetic_smic
+
+    return make_synthetic_smic(
+        tmp_path_factory.mktemp("synthetic"), subjects=6, seed=1, size=32, clips_scale=0.4, progress=False
+    )

@@ -89,6 +89,27 @@ def test_flow_baseline_compares_with_an_lstm_run_on_the_same_clips(data, tmp_pat
     assert result["experiments"] == {"a": "exp2", "b": "ststnet"} and 0 < result["accuracy"]["p_value"] <= 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["ststnet", "offapexnet"])
+def test_flow_baseline_runs_leave_one_subject_out_on_a_fabricated_composite(tmp_path, experiment):
+    from conftest import build_smic
+    from sheet_fixtures import build_casme2, build_samm
+
+    root = tmp_path / "megc"
+    build_smic(root), build_casme2(root), build_samm(root)
+    options = ["--dataset", "megc2019-mapping", "--protocol", "loso", "--no-final", "--epochs", "1"]
+    summary = _run(experiment, root, tmp_path / "run", *options)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
+    assert summary["n_folds"] == 9  # 3 subjects from each of SMIC, CASME II and SAMM
+    assert set(summary["per_dataset"]) == {"smic", "casme2", "samm"}
+    # CASME II and SAMM code most apexes; SMIC codes none and a few sheet rows leave it out ("/", empty)
+    sources = record["flow"]["apex_sources"]
+    assert set(sources) == {"coded", "flow"} and sum(sources.values()) == record["data"]["clips"]
+    predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert len(predictions) == record["data"]["clips"]
+    assert {clip.split("/")[0] for clip in predictions["clip"]} == {"smic", "casme2", "samm"}
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [

@@ -152,7 +152,6 @@ def test_compare_gives_difference_ci_and_p(runs, capsys):
     assert "difference" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_compare_refuses_runs_on_other_clips(runs, data, tmp_path, capsys):
     from mer_keras.datasets.synthetic import make_synthetic_smic
 

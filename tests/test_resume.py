@@ -1,0 +1,204 @@
+"""Resuming runs: killed runs finish without redoing folds, changed options or data are refused, caches on disk give the same run."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from tiny_runs import HEADS, TINY, tiny_run
+
+from mer_keras.cli import parse_config
+from mer_keras.experiment import run_experiment
+
+
+class _KillAt(keras.callbacks.Callback):
+    """Simulates a run killed during epoch 2 of fold 1."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1 and (self.folder / "fold_1" / "history.csv").exists():
+            raise KeyboardInterrupt("killed")
+
+
+def test_killed_run_resumes_without_redoing_finished_folds(tiny_smic, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        tiny_run("exp2", tiny_smic, out, "--no-final", callbacks=[_KillAt(out)])
+    assert (out / "fold_0" / "metrics.json").exists() and not (out / "fold_1" / "metrics.json").exists()
+    assert (out / "fold_1" / "backup").exists()  # BackupAndRestore state of the killed fold
+    fold0 = (out / "fold_0" / "metrics.json").stat().st_mtime_ns
+
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        tiny_run("exp2", tiny_smic, out, "--no-final")
+    summary = tiny_run("exp2", tiny_smic, out, "--no-final", "--resume")
+    assert (out / "fold_0" / "metrics.json").stat().st_mtime_ns == fold0  # not redone
+    history = pd.read_csv(out / "fold_1" / "history.csv")
+    assert history["epoch"].tolist() == [0, 1]  # epoch 0 kept from before the kill, epoch 1 after
+    assert summary["n_folds"] == 3 and (out / "results.json").exists()
+
+
+def test_resume_refuses_an_option_left_to_another_default(tiny_smic, tmp_path):
+    from mer_keras.config import ConfigError
+
+    tiny_run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
+    without_size = [a for a in TINY if a not in ("--image-size", "32")]
+    config = parse_config(
+        "exp1",
+        [
+            "--data",
+            str(tiny_smic),
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            *without_size,
+            *HEADS["exp1"],
+            "--no-final",
+            "--epochs",
+            "1",
+        ],
+    )[0]
+    assert config.data.image_size == 112  # the synthetic data's default, resolved when the config is made
+    with pytest.raises(ConfigError, match="data.image_size 32 -> 112"):
+        run_experiment(config)
+
+
+def test_resume_refuses_changed_options(tiny_smic, tmp_path):
+    tiny_run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--epochs", "1")
+    with pytest.raises(ValueError, match="protocol.seed 0 -> 5"):
+        tiny_run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--resume", "--seed", "5")
+    with pytest.raises(ValueError, match=r"training.epochs 1 -> 2; training.lr 0.0001 -> 0.01"):
+        tiny_run("exp1", tiny_smic, tmp_path / "run", "--no-final", "--resume", "--lr", "0.01")
+
+
+def test_a_run_folder_of_another_config_version_is_refused_in_one_line(tiny_smic, tmp_path):
+    from mer_keras.config import ConfigError
+
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"options": {"experiment": "exp2", "relative": True}}))
+    with pytest.raises(
+        ConfigError,
+        match=r"config.json: written by another version of mer_keras \(config_version "
+        r"None, this one reads 1\); start a new run folder",
+    ):
+        tiny_run("exp2", tiny_smic, out, "--resume", "--no-final")
+
+
+def test_resume_on_changed_data_is_refused_naming_what_changed(tiny_smic, tmp_path):
+    import shutil
+
+    from mer_keras.config import ConfigError
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_smic, data)
+    tiny_run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1")
+    clip = next(p for p in (data / "SMIC_all_raw" / "HS").glob("s*/micro/*/*") if p.is_dir())
+    shutil.copytree(clip, clip.with_name(clip.name + "_copy"))
+    with pytest.raises(
+        ConfigError, match=r"changed since the run began: clips differ \(0 gone or changed.*1 new"
+    ):
+        tiny_run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1", "--resume")
+    shutil.rmtree(clip.with_name(clip.name + "_copy"))
+    frame = sorted(clip.glob("*.bmp"))[0]
+    frame.write_bytes(frame.read_bytes())  # same bytes, new modification time
+    with pytest.raises(ConfigError, match="frame files changed"):
+        tiny_run("exp1", data, tmp_path / "run", "--no-final", "--epochs", "1", "--resume")
+
+
+@pytest.mark.parametrize("retrain_from", ["none", "conv5_1_1x1_reduce"])
+def test_features_read_from_the_disk_cache_give_the_same_run(tiny_smic, tmp_path, retrain_from, monkeypatch):
+    from mer_keras.pipeline.feature_store import DiskFeatures
+
+    settings = ["--retrain-from", retrain_from, "--folds", "2", "--no-final", "--epochs", "1"]
+    tiny_run("exp2", tiny_smic, tmp_path / "memory", *settings)
+    reads, read = [], DiskFeatures.read
+    monkeypatch.setattr(DiskFeatures, "read", lambda self, v, r: reads.append(r.size) or read(self, v, r))
+    for name in ("disk", "disk_again"):  # computed into the cache, then read from the existing file
+        tiny_run("exp2", tiny_smic, tmp_path / name, *settings, "--cache-dir", str(tmp_path / "cache"))
+        assert reads, "training did not read the features from disk"
+        reads.clear()
+    assert len(list((tmp_path / "cache").glob("features-*.npy"))) == 1
+    runs = [pd.read_csv(tmp_path / name / "predictions.csv") for name in ("memory", "disk", "disk_again")]
+    probs = [c for c in runs[0].columns if c.startswith("p_")]
+    for other in runs[1:]:
+        assert list(runs[0]["clip"]) == list(other["clip"])
+        np.testing.assert_allclose(runs[0][probs].to_numpy(), other[probs].to_numpy(), atol=1e-5)
+
+
+_KILLER = """
+import os, signal, sys
+import keras
+from mer_keras.cli import parse_config
+from mer_keras.experiment import run_experiment
+import mer_keras.pipeline.frame_cache as frame_cache
+
+where, argv = sys.argv[1], sys.argv[2:]
+
+
+class Kill(keras.callbacks.Callback):
+    # SIGKILL in the middle of fold 1's second epoch (fold 0 finished)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        fold_0_done = os.path.exists(os.path.join(argv[argv.index("--out") + 1], "fold_0", "metrics.json"))
+        if fold_0_done and self.epoch == 1 and batch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+if where == "caching":
+    compute = frame_cache._compute
+
+    def killed(encoder, table, size, variants, batch_size, progress, allocate):
+        def allocate_and_die(shape):
+            array = allocate(shape)
+            os.kill(os.getpid(), signal.SIGKILL)
+            return array
+        return compute(encoder, table, size, variants, batch_size, progress, allocate_and_die)
+
+    frame_cache._compute = killed
+run_experiment(parse_config("exp2", argv)[0], callbacks=[Kill()] if where == "fold" else ())
+"""
+
+
+KILLED_RUN = ["--folds", "2", "--epochs", "3", "--no-final"]
+
+
+@pytest.fixture(scope="module")
+def whole(tiny_smic, tmp_path_factory):
+    """The uninterrupted run that a killed and resumed one must reproduce."""
+    root = tmp_path_factory.mktemp("whole")
+    tiny_run("exp2", tiny_smic, root / "run", *KILLED_RUN, "--cache-dir", str(root / "cache"))
+    return root / "run"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["fold", "caching"])
+def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, whole, tmp_path, where):
+    import subprocess
+    import sys
+
+    # its own cache: the killed run computes the features itself
+    extra = [*KILLED_RUN, "--cache-dir", str(tmp_path / "cache")]
+    argv = ["--data", str(tiny_smic), *TINY, *HEADS["exp2"], *extra, "--out", str(tmp_path / "killed")]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, where, *argv], capture_output=True, text=True, timeout=600
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (tmp_path / "killed" / "config.json").exists()
+    if where == "fold":
+        assert (tmp_path / "killed" / "fold_0" / "metrics.json").exists()
+        assert not (tmp_path / "killed" / "fold_1" / "metrics.json").exists()
+    tiny_run("exp2", tiny_smic, tmp_path / "killed", *extra, "--resume")
+    assert not list((tmp_path / "cache").glob(".*tmp*"))  # the killed writer's temporary file is gone
+    assert (tmp_path / "killed" / "predictions.csv").read_bytes() == (whole / "predictions.csv").read_bytes()
+    for fold in (0, 1):
+        histories = [
+            pd.read_csv(run / f"fold_{fold}" / "history.csv") for run in (whole, tmp_path / "killed")
+        ]
+        pd.testing.assert_frame_equal(*histories)

@@ -1,0 +1,38 @@
+"""Tiny end-to-end runs for the experiment tests: tiny images, tiny backbone, few epochs."""
+
+from mer_keras.cli import parse_config
+from mer_keras.experiment import run_experiment
+
+TINY = [  # the oracle scoring is tested in test_trust.py; here it would only add a prediction per epoch
+    "--no-oracle",
+    "--backbone",
+    "tiny",
+    "--image-size",
+    "32",
+    "--folds",
+    "3",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--verbose",
+    "0",
+]
+
+HEADS = {
+    "exp1": ["--fc-units", "16,8"],
+    "exp2": ["--lstm-units", "16,8,8", "--n", "5"],
+    "exp3": ["--bilstm-units", "8", "--n", "5"],
+}
+
+
+def tiny_config(experiment, data, out, *extra):
+    """The run config of a tiny ``experiment`` on ``data`` into ``out``; ``extra`` options override."""
+    return parse_config(
+        experiment, ["--data", str(data), "--out", str(out), *TINY, *HEADS[experiment], *extra]
+    )[0]
+
+
+def tiny_run(experiment, data, out, *extra, callbacks=()):
+    """Runs a tiny ``experiment``; returns its results summary."""
+    return run_experiment(tiny_config(experiment, data, out, *extra), callbacks=callbacks)
