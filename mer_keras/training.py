@@ -10,12 +10,53 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pandas as pd
 
 CHECKPOINT = "best.weights.h5"
 BACKUP = "backup"
+
+
+class CheckpointError(ValueError):
+    """A fold's checkpoint or backup cannot be read (a run killed while writing it, a disk gone bad)."""
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    fold = path.parent.parent if path.parent.name == BACKUP else path.parent
+    return CheckpointError(
+        f"{path}: cannot be read ({type(error).__name__}: {error}); it was probably cut short when a run "
+        f"was killed. Delete the folder {fold} to train that fold again, then run with --resume."
+    )
+
+
+def load_checkpoint(model: keras.Model, path) -> None:
+    """``model.load_weights(path)``, or a ``CheckpointError`` naming the file that cannot be read."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as error:
+        raise _unreadable(path, error) from error
+    model.load_weights(str(path))
+
+
+def _check_backup(folder: Path) -> None:
+    """Refuses, naming the file, a BackupAndRestore backup that Keras could not restore from."""
+    backup = folder / BACKUP
+    weights, metadata = backup / "latest.weights.h5", backup / "training_metadata.json"
+    if weights.exists() and not Path(f"{weights}.bkp").exists():  # Keras falls back to a .bkp copy
+        try:
+            with h5py.File(weights, "r"):
+                pass
+        except OSError as error:
+            raise _unreadable(weights, error) from error
+    if metadata.exists():
+        try:
+            int(json.loads(metadata.read_text())["epoch"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise _unreadable(metadata, error) from error
 
 
 def _best_logged(history_csv: Path, monitor: str):
@@ -76,8 +117,9 @@ def fit(
     folder.mkdir(parents=True, exist_ok=True)
     done = folder / "fit.done"
     if done.exists():  # finished before a restart: reuse, never refit
-        model.load_weights(str(folder / CHECKPOINT))
+        load_checkpoint(model, folder / CHECKPOINT)
         return read_history(folder / "history.csv")
+    _check_backup(folder)
     validated = validation_data is not None
     checkpoint = folder / CHECKPOINT
     history_csv = folder / "history.csv"
@@ -112,7 +154,7 @@ def fit(
     )  # the tf.data pipeline shuffles (and balances) itself
     if not checkpoint.exists():  # no epoch improved on a threshold logged before a restart
         model.save_weights(str(checkpoint))
-    model.load_weights(str(checkpoint))
+    load_checkpoint(model, checkpoint)
     done.write_text(
         "fit finished; weights " + ("selected on val_loss" if validated else "of the last epoch") + "\n"
     )
@@ -121,8 +163,12 @@ def fit(
 
 def resume_epoch(folder) -> int:
     """The epoch a fit in ``folder`` starts at: 0, or where its ``BackupAndRestore`` backup left off."""
-    metadata = Path(folder) / BACKUP / "training_metadata.json"  # BackupAndRestore's own record
-    return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
+    folder = Path(folder)
+    metadata = folder / BACKUP / "training_metadata.json"  # BackupAndRestore's own record
+    if not metadata.is_file():
+        return 0
+    _check_backup(folder)
+    return int(json.loads(metadata.read_text())["epoch"])
 
 
 def read_history(history_csv) -> pd.DataFrame:

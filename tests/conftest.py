@@ -10,6 +10,24 @@ import cv2
 import numpy as np
 import pytest
 
+# Modules of end-to-end runs, longest first: pytest-xdist gives each worker whole files in collection
+# order, so starting with these lets the workers finish together instead of one running them alone.
+LONG_MODULES = (
+    "test_experiments.py",
+    "test_retraining_and_export.py",
+    "test_resume.py",
+    "test_trust.py",
+    "test_gradcam_run.py",
+    "test_predict_command.py",
+    "test_flow_experiments.py",
+    "test_benchmarks_smoke.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
+
 
 def write_frames(folder, numbers, size=(8, 10), value=None, prefix="image", ext=".bmp"):
     """Write tiny frames named ``<prefix><number><ext>``; pixel (0, 0) encodes the number."""

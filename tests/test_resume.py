@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_runs import HEADS, TINY, tiny_run
+from tiny_runs import HEADS, TINY, tiny_config, tiny_run
 
 from mer_keras.cli import parse_config
-from mer_keras.experiment import run_experiment
+from mer_keras.experiment import prepare_run, run_experiment
+from mer_keras.training import CheckpointError
 
 
 class _KillAt(keras.callbacks.Callback):
@@ -34,11 +35,22 @@ def test_killed_run_resumes_without_redoing_finished_folds(tiny_smic, tmp_path):
 
     with pytest.raises(FileExistsError, match="pass --resume"):
         tiny_run("exp2", tiny_smic, out, "--no-final")
+    # a backup cut short by the kill stops the resume naming the file, and nothing is lost
+    for name, cut in (("latest.weights.h5", 0.5), ("training_metadata.json", 0.3)):
+        backup = out / "fold_1" / "backup" / name
+        whole = backup.read_bytes()
+        backup.write_bytes(whole[: int(len(whole) * cut)])
+        with pytest.raises(
+            CheckpointError, match=rf"{backup}: cannot be read .* Delete the folder .*fold_1 "
+        ):
+            tiny_run("exp2", tiny_smic, out, "--no-final", "--resume")
+        backup.write_bytes(whole)
+        assert (out / "fold_0" / "metrics.json").stat().st_mtime_ns == fold0
     summary = tiny_run("exp2", tiny_smic, out, "--no-final", "--resume")
     assert (out / "fold_0" / "metrics.json").stat().st_mtime_ns == fold0  # not redone
     history = pd.read_csv(out / "fold_1" / "history.csv")
     assert history["epoch"].tolist() == [0, 1]  # epoch 0 kept from before the kill, epoch 1 after
-    assert summary["n_folds"] == 3 and (out / "results.json").exists()
+    assert summary["n_folds"] == 2 and (out / "results.json").exists()
 
 
 def test_resume_refuses_an_option_left_to_another_default(tiny_smic, tmp_path):
@@ -111,29 +123,37 @@ def test_resume_on_changed_data_is_refused_naming_what_changed(tiny_smic, tmp_pa
 
 @pytest.mark.parametrize("retrain_from", ["none", "conv5_1_1x1_reduce"])
 def test_features_read_from_the_disk_cache_give_the_same_run(tiny_smic, tmp_path, retrain_from, monkeypatch):
+    import mer_keras.pipeline.frame_cache as frame_cache
     from mer_keras.pipeline.feature_store import DiskFeatures
 
     settings = ["--retrain-from", retrain_from, "--folds", "2", "--no-final", "--epochs", "1"]
+    on_disk = ["--cache-dir", str(tmp_path / "cache")]
     tiny_run("exp2", tiny_smic, tmp_path / "memory", *settings)
     reads, read = [], DiskFeatures.read
     monkeypatch.setattr(DiskFeatures, "read", lambda self, v, r: reads.append(r.size) or read(self, v, r))
-    for name in ("disk", "disk_again"):  # computed into the cache, then read from the existing file
-        tiny_run("exp2", tiny_smic, tmp_path / name, *settings, "--cache-dir", str(tmp_path / "cache"))
-        assert reads, "training did not read the features from disk"
-        reads.clear()
-    assert len(list((tmp_path / "cache").glob("features-*.npy"))) == 1
-    runs = [pd.read_csv(tmp_path / name / "predictions.csv") for name in ("memory", "disk", "disk_again")]
+    tiny_run("exp2", tiny_smic, tmp_path / "disk", *settings, *on_disk)  # computed into the cache
+    assert reads, "training did not read the features from disk"
+    runs = [pd.read_csv(tmp_path / name / "predictions.csv") for name in ("memory", "disk")]
     probs = [c for c in runs[0].columns if c.startswith("p_")]
-    for other in runs[1:]:
-        assert list(runs[0]["clip"]) == list(other["clip"])
-        np.testing.assert_allclose(runs[0][probs].to_numpy(), other[probs].to_numpy(), atol=1e-5)
+    assert list(runs[0]["clip"]) == list(runs[1]["clip"])
+    np.testing.assert_allclose(runs[0][probs].to_numpy(), runs[1][probs].to_numpy(), atol=1e-5)
+
+    # another run on the same frames opens the existing file instead of computing the features again
+    def refuse(*args, **kwargs):
+        raise AssertionError("features computed again")
+
+    monkeypatch.setattr(frame_cache, "_compute", refuse)
+    again = prepare_run(tiny_config("exp2", tiny_smic, tmp_path / "again", *settings, *on_disk))
+    assert isinstance(again.trainer.cache.features, DiskFeatures)
+    assert len(list((tmp_path / "cache").glob("features-*.npy"))) == 1
 
 
 _KILLER = """
 import os, signal, sys
 import keras
 from mer_keras.cli import parse_config
-from mer_keras.experiment import run_experiment
+from mer_keras.experiment import prepare_run, run_experiment
+from mer_keras.training import CheckpointError
 import mer_keras.pipeline.frame_cache as frame_cache
 
 where, argv = sys.argv[1], sys.argv[2:]

@@ -10,7 +10,7 @@ TINY = [  # the oracle scoring is tested in test_trust.py; here it would only ad
     "--image-size",
     "32",
     "--folds",
-    "3",
+    "2",
     "--epochs",
     "2",
     "--batch-size",
