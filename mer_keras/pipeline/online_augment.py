@@ -125,8 +125,11 @@ class WindowAugmentation(keras.layers.Layer):
         )
         x = ops.reshape(x, (-1, n, height, width, channels))
         per_window = lambda v: ops.reshape(v, (-1, 1, 1, 1, 1))  # noqa: E731
-        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)  # one mean per window: frames change alike
-        x = (x - mean) * per_window(draws["contrast"]) + mean + per_window(draws["brightness"])
+        # contrast about one mean per window (so its frames change alike), then brightness: one
+        # multiply-add per pixel, (x - mean) * gain + mean + delta = x * gain + offset
+        gain = per_window(draws["contrast"])
+        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        x = x * gain + (mean * (1.0 - gain) + per_window(draws["brightness"]))
         x = ops.clip(x, 0.0, 255.0)
         if frames:
             x = ops.squeeze(x, 1)
