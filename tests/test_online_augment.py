@@ -1,5 +1,7 @@
 """WindowAugmentation: one draw per window applied alike to its frames, seeded, identity outside training."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -106,6 +108,8 @@ def test_flip_only_gives_the_input_or_its_mirror_image():
     flipped = [np.allclose(window, x[0][:, :, ::-1], atol=1e-3) for window in y]
     kept = [np.allclose(window, x[0], atol=1e-3) for window in y]
     assert all(f != k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+    forced = np.asarray(layer.transform(x[:2], _draws(2, flip=1.0)))  # neutral otherwise: exact
+    np.testing.assert_array_equal(forced, x[:2, :, :, ::-1, :])
 
 
 @pytest.mark.parametrize(
@@ -236,3 +240,14 @@ def test_save_and_load_a_model_with_the_layer(tmp_path):
     assert loaded.get_layer("augment").get_config() == model.get_layer("augment").get_config()
     augment = loaded.get_layer("augment")
     assert not np.array_equal(np.asarray(augment(x, training=True)), x)
+
+
+def test_benchmark_reports_windows_per_second(capsys):
+    from benchmarks import online_augment
+
+    assert online_augment.main(["--batch", "2", "--n", "3", "--size", "16", "--repeats", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["windows_per_s"] == pytest.approx(2 / result["median_s"])
+    assert result["frames_per_s"] == pytest.approx(3 * result["windows_per_s"])
+    assert (result["settings"]["batch"], result["settings"]["n"], result["settings"]["size"]) == (2, 3, 16)
+    assert result["settings"]["layer"]["seed"] == 0 and result["machine"]["cpus"] >= 1
