@@ -35,18 +35,8 @@ def test_retraining_from_inside_the_backbone_exports_the_trained_suffix(tiny_smi
 def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic, tmp_path, monkeypatch):
     from mer_keras.gradcam.sweep import choose_layer
 
-    tiny_run(
-        "exp2",
-        tiny_smic,
-        tmp_path / "run",
-        "--retrain-from",
-        "auto",
-        "--folds",
-        "2",
-        "--no-final",
-        "--epochs",
-        "1",
-    )
+    auto = ["--retrain-from", "auto", "--no-final", "--epochs", "1"]
+    tiny_run("exp2", tiny_smic, tmp_path / "run", *auto)
     record = json.loads((tmp_path / "run" / "config.json").read_text())["record"]
     split = record["backbone_split"]
     scores = split["auto"]["focus_before_training"]
@@ -64,19 +54,7 @@ def test_retrain_from_auto_uses_the_best_focused_block_and_records_it(tiny_smic,
         raise AssertionError("swept again on resume")
 
     monkeypatch.setattr("mer_keras.gradcam.sweep.choose_retrain_layer", refuse)
-    tiny_run(
-        "exp2",
-        tiny_smic,
-        tmp_path / "run",
-        "--retrain-from",
-        "auto",
-        "--folds",
-        "2",
-        "--no-final",
-        "--epochs",
-        "1",
-        "--resume",
-    )
+    tiny_run("exp2", tiny_smic, tmp_path / "run", *auto, "--resume")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["record"]["backbone_split"] == split
 
 
