@@ -12,11 +12,16 @@ from mer_keras.uncertainty import seed_summary
 
 
 def seed_config(config: RunConfig, seed: int) -> RunConfig:
-    """``config`` with another seed, in its own sub-folder of ``config.out``."""
+    """``config`` with another seed, in its own sub-folder of ``config.out``.
+
+    With ``--resume``, a seed whose folder holds no run yet starts afresh (nothing of it to resume).
+    """
+    out = Path(config.out) / f"seed_{seed}"
     return dataclasses.replace(
         config,
         protocol=dataclasses.replace(config.protocol, seed=seed),
-        out=str(Path(config.out) / f"seed_{seed}"),
+        out=str(out),
+        resume=config.resume and (out / "config.json").exists(),
     )
 
 
