@@ -418,8 +418,8 @@ def run_main(experiment: str, argv=None, after=None) -> int:
         if extras.get("seeds"):
             run_seeds(config, extras["seeds"], only=extras.get("only_seeds"))
         else:
-            run_experiment(config)
-            if after is not None:
+            summary = run_experiment(config)
+            if after is not None and summary.get("complete", True):  # not on a run with folds missing
                 after(config, extras)
     except USER_ERRORS as error:
         if extras.get("debug"):

@@ -272,12 +272,13 @@ def _train_fold(trainer: Trainer, fold, folder: Path, callbacks) -> FoldResult:
 def cross_validate(trainer: Trainer, folds, out, callbacks=(), only=None) -> list:
     """Every fold's ``FoldResult`` in fold order, None for a fold not finished; ``callbacks`` go to every fit.
 
-    ``only`` (``--only-folds``): the folds trained; the others are read back if finished, else None.
+    ``only`` (``--only-folds``): the folds trained; the others are read back if finished, else None,
+    looked at after the training so that folds other invocations finished meanwhile count.
     """
-    return [
-        run_fold(trainer, fold, out, callbacks) if only is None or fold.index in only else finished(out, fold)
-        for fold in folds
-    ]
+    trained = {
+        f.index: run_fold(trainer, f, out, callbacks) for f in folds if only is None or f.index in only
+    }
+    return [trained[f.index] if f.index in trained else finished(out, f) for f in folds]
 
 
 def finished(out, fold) -> FoldResult | None:
