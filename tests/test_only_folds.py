@@ -118,3 +118,60 @@ def test_bad_subsets_are_refused_by_name_in_one_line(tmp_path, capsys, argv, mes
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_fold_lock_is_released_when_training_fails(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from mer_keras import crossval
+
+    def fails(trainer, fold, folder, callbacks):
+        assert (folder / "train.lock").exists()  # held while training
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(crossval, "_train_fold", fails)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        crossval.run_fold(None, SimpleNamespace(index=3), tmp_path)
+    assert not (tmp_path / "fold_3" / "train.lock").exists()
+
+
+def test_locks_of_another_host_or_unreadable_count_as_held(tmp_path, caplog):
+    from mer_keras.fold_lock import acquire
+
+    _lock(tmp_path / "fold_0", 1, host="other-node")
+    (tmp_path / "fold_1").mkdir()
+    (tmp_path / "fold_1" / "train.lock").write_text("")  # a lock its owner has not written yet
+    with caplog.at_level(logging.WARNING, logger="mer_keras"):
+        assert acquire(tmp_path / "fold_0", "fold 0") is None
+        assert acquire(tmp_path / "fold_1", "fold 1") is None
+    assert "fold 0 is being trained by pid 1 on host other-node (fold_0/train.lock); skipped" in caplog.text
+    assert "fold 1 is being trained by another process (lock unreadable)" in caplog.text
+    lock = acquire(tmp_path / "fold_2", "fold 2")
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+@pytest.mark.slow
+def test_only_seeds_pools_the_seeds_once_all_are_there(tiny_smic, tmp_path):
+    from tiny_runs import HEADS, TINY
+
+    from mer_keras.cli import run_main
+
+    out = tmp_path / "seeds"
+    argv = [
+        "--data",
+        str(tiny_smic),
+        "--out",
+        str(out),
+        *TINY,
+        *HEADS["exp2"],
+        *ONE_EPOCH,
+        "--seeds",
+        "0",
+        "1",
+    ]
+    assert run_main("exp2", [*argv, "--only-seeds", "1"]) == 0
+    assert (out / "seed_1" / "results.json").exists() and not (out / "seed_0").exists()
+    assert not (out / "seeds.json").exists()
+    assert run_main("exp2", [*argv, "--only-seeds", "0", "--resume"]) == 0  # seed 0 not begun: starts
+    summary = json.loads((out / "seeds.json").read_text())
+    assert summary["seeds"] == [0, 1] and len(summary["accuracy"]["values"]) == 2
