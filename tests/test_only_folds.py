@@ -175,3 +175,15 @@ def test_only_seeds_pools_the_seeds_once_all_are_there(tiny_smic, tmp_path):
     assert run_main("exp2", [*argv, "--only-seeds", "0", "--resume"]) == 0  # seed 0 not begun: starts
     summary = json.loads((out / "seeds.json").read_text())
     assert summary["seeds"] == [0, 1] and len(summary["accuracy"]["values"]) == 2
+
+
+def test_only_folds_beyond_the_loso_folds_is_one_error_line(tiny_smic, tmp_path, capsys):
+    from tiny_runs import HEADS, TINY
+
+    from mer_keras.cli import run_main
+
+    argv = ["--data", str(tiny_smic), "--out", str(tmp_path / "run"), *TINY, *HEADS["exp2"], "--protocol"]
+    assert run_main("exp2", [*argv, "loso", "--only-folds", "2,6"]) == 2  # 6 subjects: folds 0-5
+    err = capsys.readouterr().err
+    assert "error: --only-folds 6: this run has 6 folds (0-5). Received: --only-folds 2,6" in err
+    assert not (tmp_path / "run" / "fold_2").exists()
