@@ -39,6 +39,18 @@ def _units(text: str) -> tuple:
     return units
 
 
+def _indices(text: str) -> tuple:
+    try:
+        indices = tuple(int(k) for k in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated fold indices such as 0,3,5, got {text!r}"
+        ) from None
+    if min(indices) < 0 or len(set(indices)) != len(indices):
+        raise argparse.ArgumentTypeError(f"fold indices must be distinct and >= 0, got {text!r}")
+    return tuple(sorted(indices))
+
+
 def build_parser(experiment: str) -> argparse.ArgumentParser:
     """The argument parser of one experiment; every option says what it does."""
     p = argparse.ArgumentParser(
@@ -176,6 +188,15 @@ def _protocol_options(proto):
         default=True,
         help="after cross-validation, train one model on all subjects and export it",
     )
+    proto.add_argument(
+        "--only-folds",
+        type=_indices,
+        default=None,
+        metavar="K,K,...",
+        help="train only these folds (0-based) into --out, e.g. one per job of a cluster array; "
+        "a fold another process is training (fold_K/train.lock) is skipped; once every fold is "
+        "in the folder the run is pooled, or later by python -m experiments.collect OUT",
+    )
 
 
 def _flow_model_options(model, experiment):
@@ -307,6 +328,15 @@ def _training_options(train, experiment, flow):
         "seeds (OUT/seeds.json, seeds.md); replaces --seed",
     )
     train.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="run only these of --seeds (e.g. one per cluster job); seeds.json is written once every "
+        "seed's run is in OUT",
+    )
+    train.add_argument(
         "--deterministic",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -350,13 +380,21 @@ def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:
     """``(config, extras)``: the validated run config, and the options that are not part of it."""
     parser = build_parser(experiment)
     options = vars(parser.parse_args(argv))
-    extras = {k: options.pop(k) for k in ("gradcam", "debug", "seeds") if k in options}
+    extras = {k: options.pop(k) for k in ("gradcam", "debug", "seeds", "only_seeds") if k in options}
     if options["resume"] and not options["out"]:
         parser.error("--resume needs --out DIR, the run folder to continue")
     if extras.get("gradcam") and not options["final"]:
         parser.error("--gradcam explains the final model: drop --no-final")
     if extras.get("seeds") and not options["out"]:
         parser.error("--seeds needs --out DIR, the folder of the per-seed runs")
+    if extras.get("only_seeds") is not None:
+        seeds = extras.get("seeds") or []
+        outside = [s for s in extras["only_seeds"] if s not in seeds]
+        if not seeds or outside:
+            parser.error(
+                f"--only-seeds must be some of --seeds ({' '.join(map(str, seeds)) or 'none given'}). "
+                f"Received: --only-seeds {' '.join(map(str, extras['only_seeds']))}"
+            )
     try:
         config = RunConfig.from_options(
             experiment, options, gpus=bool(tf.config.list_physical_devices("GPU"))
@@ -378,10 +416,10 @@ def run_main(experiment: str, argv=None, after=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         if extras.get("seeds"):
-            run_seeds(config, extras["seeds"])
+            run_seeds(config, extras["seeds"], only=extras.get("only_seeds"))
         else:
-            run_experiment(config)
-            if after is not None:
+            summary = run_experiment(config)
+            if after is not None and summary.get("complete", True):  # not on a run with folds missing
                 after(config, extras)
     except USER_ERRORS as error:
         if extras.get("debug"):

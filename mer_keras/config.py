@@ -168,9 +168,10 @@ class RunConfig:
     cache_dir: str | None = None
     resume: bool = False
     verbose: int = 2
+    only_folds: tuple | None = None  # --only-folds: the folds this invocation trains (None: all)
 
     # what may differ between a run and its --resume: where and how loudly it runs, not what it computes
-    NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose")
+    NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose", "only_folds")
 
     def __post_init__(self):
         _check(
@@ -190,6 +191,10 @@ class RunConfig:
             raise ConfigError(
                 f"{self.experiment} computes its flow on whole frames. Received: --face {self.data.face}"
             )
+        if self.only_folds is not None:
+            object.__setattr__(self, "only_folds", tuple(self.only_folds))  # config.json gives a list
+            if self.protocol.protocol == "kfold":  # loso: checked once the subjects are known
+                check_only_folds(self.only_folds, self.protocol.folds)
 
     @property
     def kind(self) -> str:
@@ -334,6 +339,17 @@ class RunConfig:
             cache_dir=o.get("cache_dir"),
             resume=o["resume"],
             verbose=o["verbose"],
+            only_folds=o.get("only_folds"),
+        )
+
+
+def check_only_folds(only_folds, n_folds: int) -> None:
+    """``--only-folds`` must name folds of the run: indices 0..n_folds-1."""
+    outside = [k for k in only_folds if not 0 <= k < n_folds]
+    if outside:
+        raise ConfigError(
+            f"--only-folds {','.join(map(str, outside))}: this run has {n_folds} folds (0-{n_folds - 1}). "
+            f"Received: --only-folds {','.join(map(str, only_folds))}"
         )
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from mer_keras import metrics
 from mer_keras.config import RunConfig
 from mer_keras.files import read_json, write_json, write_text
+from mer_keras.fold_lock import acquire, release
 from mer_keras.models import build_head, compose, deduplicated
 from mer_keras.oracle import EPOCH_PREDICTIONS, EpochPredictions, read_epoch_predictions
 from mer_keras.pipeline.frame_cache import FrameCache
@@ -217,12 +218,28 @@ class FoldResult:
         )
 
 
-def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult:
-    """Train, select on validation, test; a fold finished before is read back as it is."""
+def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult | None:
+    """Train, select on validation, test; a fold finished before is read back as it is.
+
+    Training holds ``fold_K/train.lock``; a fold whose lock another live process holds is skipped
+    (None), so invocations sharing a run folder never train the same fold.
+    """
     folder = Path(out) / f"fold_{fold.index}"
     if (folder / DONE).exists():
         log.info("fold %d already finished: kept as it is", fold.index)
         return FoldResult.load(folder)
+    lock = acquire(folder, f"fold {fold.index}")
+    if lock is None:
+        return None
+    try:
+        if (folder / DONE).exists():  # finished by another process between the check and the lock
+            return FoldResult.load(folder)
+        return _train_fold(trainer, fold, folder, callbacks)
+    finally:
+        release(lock)
+
+
+def _train_fold(trainer: Trainer, fold, folder: Path, callbacks) -> FoldResult:
     started = time.perf_counter()
     callbacks = list(callbacks)
     if trainer.config.training.oracle:  # scored for the report only; selection stays on validation subjects
@@ -252,6 +269,19 @@ def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult:
     return result
 
 
-def cross_validate(trainer: Trainer, folds, out, callbacks=()) -> list:
-    """Every fold's ``FoldResult``, in fold order; extra Keras ``callbacks`` go to every fit."""
-    return [run_fold(trainer, fold, out, callbacks) for fold in folds]
+def cross_validate(trainer: Trainer, folds, out, callbacks=(), only=None) -> list:
+    """Every fold's ``FoldResult`` in fold order, None for a fold not finished; ``callbacks`` go to every fit.
+
+    ``only`` (``--only-folds``): the folds trained; the others are read back if finished, else None,
+    looked at after the training so that folds other invocations finished meanwhile count.
+    """
+    trained = {
+        f.index: run_fold(trainer, f, out, callbacks) for f in folds if only is None or f.index in only
+    }
+    return [trained[f.index] if f.index in trained else finished(out, f) for f in folds]
+
+
+def finished(out, fold) -> FoldResult | None:
+    """The fold's result if ``fold_K/`` holds a finished fold, else None."""
+    folder = Path(out) / f"fold_{fold.index}"
+    return FoldResult.load(folder) if (folder / DONE).exists() else None

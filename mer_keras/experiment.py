@@ -7,7 +7,11 @@ in its folder; a killed run continues with ``--resume``, keeping the folds it fi
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +24,14 @@ import tensorflow as tf
 from mer_keras import metrics, reports
 from mer_keras.backbone import split_backbone, with_preprocessing
 from mer_keras.backbone.build import build_backbone
-from mer_keras.config import ConfigError, RunConfig
-from mer_keras.crossval import Trainer, cross_validate
+from mer_keras.config import ConfigError, RunConfig, check_only_folds
+from mer_keras.crossval import DONE, Trainer, cross_validate
 from mer_keras.dataset_plan import DatasetPlan, find_faces, plan_dataset
 from mer_keras.deviations import deviations
 from mer_keras.files import read_json, write_json
 from mer_keras.final_model import train_final
 from mer_keras.flow import flow_frame_cache
+from mer_keras.fold_lock import LOCK
 from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
 from mer_keras.machine import library_versions, machine, package_commit
 from mer_keras.models import FLOW_KINDS
@@ -46,7 +51,10 @@ def prepare_run_folder(config: RunConfig) -> Path:
     """The run folder: new unless ``--resume``, which needs the same result-changing options."""
     out = Path(config.out)
     previous = out / "config.json"
-    if config.resume:
+    if config.resume and not previous.exists() and config.only_folds is not None:
+        # --only-folds --resume: jobs of one array start together, and the first one starts the run
+        log.warning("%s: no run there yet; --only-folds starts it", out)
+    elif config.resume:
         if not previous.exists():
             raise FileNotFoundError(f"{previous}: no run to resume in {out}.")
         changed = config.differences(RunConfig.from_json(previous))
@@ -137,6 +145,8 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     keras.mixed_precision.set_global_policy(config.training.precision)
     plan = plan_dataset(config.data, config.n)
     folds = make_folds(plan.clips, config.protocol)
+    if config.only_folds is not None:
+        check_only_folds(config.only_folds, len(folds))
     size, head = config.data.image_size, config.model.head
     faces, face_record = find_faces(plan, config.data, out)
     table = build_frame_table(plan.planned, faces)
@@ -246,12 +256,38 @@ def check_same_data(previous_path: Path, identity: dict) -> None:
 def run_experiment(config: RunConfig, callbacks=()) -> dict:
     """Run one experiment as ``config`` describes it; returns the results summary.
 
+    With ``--only-folds`` only those folds are trained; while a fold of the run is missing nothing
+    pooled is written and the summary is ``{"complete": False, "finished": [...], "missing": [...]}``.
     ``callbacks`` are extra Keras callbacks for every fit (e.g. to stop a run in a test).
     """
     started = time.perf_counter()
     run = prepare_run(config)
+    done_before = {f.index for f in run.folds if (run.out / f"fold_{f.index}" / DONE).exists()}
+    results = cross_validate(run.trainer, run.folds, run.out, callbacks, only=config.only_folds)
+    asked = [f.index for f in run.folds if config.only_folds is None or f.index in config.only_folds]
+    finished = [f.index for f, r in zip(run.folds, results) if r is not None]
+    missing = [f.index for f, r in zip(run.folds, results) if r is None]
+    record_invocation(
+        run.out,
+        "train",
+        only_folds=config.only_folds,
+        trained=[k for k in asked if k in finished and k not in done_before],
+        skipped=[k for k in asked if k in missing],
+        missing=missing,
+    )
+    if missing:
+        print(
+            f"run folder: {run.out}\nfinished folds: {_listed(finished)}; missing folds: {_listed(missing)}."
+            f"\nOnce every fold is there: python -m experiments.collect {run.out}",
+            flush=True,
+        )
+        return {"complete": False, "finished": finished, "missing": missing}
+    return finish_run(config, run, results, started, callbacks)
+
+
+def finish_run(config: RunConfig, run: PreparedRun, results, started: float, callbacks=()) -> dict:
+    """Pool every fold's results into the summary, CIs, oracle, final model (``config.final``) and reports."""
     out, plan, trainer = run.out, run.plan, run.trainer
-    results = cross_validate(trainer, run.folds, out, callbacks)
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     summary = metrics.summarize(results, plan.classes, {c.key: c.dataset for c in plan.clips})
     summary["ci"] = bootstrap_ci(
@@ -269,3 +305,63 @@ def run_experiment(config: RunConfig, callbacks=()) -> dict:
     print(reports.results_text(summary))
     print(f"run folder: {out}")
     return summary
+
+
+def collect_run(run_dir, final: bool = False, callbacks=()) -> dict:
+    """Pool a run whose folds were trained by several invocations (``--only-folds``); trains no fold.
+
+    Refuses (``ConfigError`` naming the missing folds, nothing written) unless every fold is
+    finished; checks options and data as ``--resume`` does; trains the final model with ``final``.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists() and any(run_dir.glob("seed_*/config.json")):
+        raise ConfigError(f"{run_dir}: a --seeds folder; collect one seed_K folder at a time.")
+    config = RunConfig.from_json(run_dir)
+    folds = read_json(run_dir / "config.json").get("record", {}).get("identity", {}).get("folds")
+    if folds is None:
+        raise ConfigError(
+            f"{run_dir / 'config.json'}: the run stopped before its folds were made; no fold to collect."
+        )
+    missing = [k for k in range(len(folds)) if not (run_dir / f"fold_{k}" / DONE).exists()]
+    if missing:
+        busy = [k for k in missing if (run_dir / f"fold_{k}" / LOCK).exists()]
+        raise ConfigError(
+            f"{run_dir}: folds {_listed(missing)} of {len(folds)} are not finished (no fold_K/{DONE})"
+            + (f", {_listed(busy)} being trained (fold_K/{LOCK})" if busy else "")
+            + f"; train them with --only-folds {','.join(map(str, missing))} --resume, then collect again."
+        )
+    config = dataclasses.replace(config, out=str(run_dir), resume=True, only_folds=(), final=final)
+    run = prepare_run(config)
+    results = cross_validate(run.trainer, run.folds, run.out, callbacks, only=())
+    if any(r is None for r in results):  # the folds were made anew and differ: check_same_data refuses first
+        raise ConfigError(f"{run_dir}: the folds of the data differ from the run's.")
+    record_invocation(run_dir, "collect", final=final)
+    return finish_run(config, run, results, started, callbacks)
+
+
+INVOCATIONS = "invocations.jsonl"
+
+
+def record_invocation(out: Path, command: str, **facts) -> None:
+    """Append one line to ``OUT/invocations.jsonl``: what this invocation did, where and when.
+
+    A line per invocation (one ``O_APPEND`` write), since invocations on other machines may run at
+    once and every one rewrites ``config.json``.
+    """
+    line = {
+        "command": command,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()},
+    }
+    fd = os.open(out / INVOCATIONS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        os.write(fd, (json.dumps(line) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _listed(folds) -> str:
+    return ", ".join(map(str, folds)) or "none"
