@@ -327,7 +327,8 @@ def collect_run(run_dir, final: bool = False, callbacks=()) -> dict:
     if missing:
         busy = [k for k in missing if (run_dir / f"fold_{k}" / LOCK).exists()]
         raise ConfigError(
-            f"{run_dir}: folds {_listed(missing)} of {len(folds)} are not finished (no fold_K/{DONE})"
+            f"{run_dir}: {'fold' if len(missing) == 1 else 'folds'} {_listed(missing)} of {len(folds)} "
+            f"{'is' if len(missing) == 1 else 'are'} not finished (no fold_K/{DONE})"
             + (f", {_listed(busy)} being trained (fold_K/{LOCK})" if busy else "")
             + f"; train them with --only-folds {','.join(map(str, missing))} --resume, then collect again."
         )

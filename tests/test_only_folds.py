@@ -84,7 +84,7 @@ def test_collect_refuses_an_incomplete_run_naming_the_missing_folds(fold0_run, t
     before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
     assert collect_main([str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"error: {out}: folds 1 of 2 are not finished" in err and "--only-folds 1 --resume" in err
+    assert f"error: {out}: fold 1 of 2 is not finished" in err and "--only-folds 1 --resume" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing written
 
