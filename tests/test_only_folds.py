@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from tiny_runs import tiny_run
+from tiny_runs import assert_refused_in_one_line, tiny_run
 
 from experiments.collect import main as collect_main
 
@@ -110,14 +110,7 @@ def test_collect_refuses_a_seeds_folder_and_a_folder_without_a_run(tmp_path, cap
     ],
 )
 def test_bad_subsets_are_refused_by_name_in_one_line(tmp_path, capsys, argv, message):
-    from experiments.exp2 import main
-
-    with pytest.raises(SystemExit) as stopped:
-        main(["--out", str(tmp_path / "run"), *argv])
-    assert stopped.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-    assert not (tmp_path / "run").exists()
+    assert_refused_in_one_line(tmp_path, capsys, argv, message)
 
 
 def test_a_fold_lock_is_released_when_training_fails(tmp_path, monkeypatch):

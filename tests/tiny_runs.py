@@ -1,5 +1,7 @@
 """Tiny end-to-end runs for the experiment tests: tiny images, tiny backbone, few epochs."""
 
+import pytest
+
 from mer_keras.cli import parse_config
 from mer_keras.experiment import run_experiment
 
@@ -36,3 +38,15 @@ def tiny_config(experiment, data, out, *extra):
 def tiny_run(experiment, data, out, *extra, callbacks=()):
     """Runs a tiny ``experiment``; returns its results summary."""
     return run_experiment(tiny_config(experiment, data, out, *extra), callbacks=callbacks)
+
+
+def assert_refused_in_one_line(tmp_path, capsys, argv, message):
+    """``exp2 argv`` exits 2 with ``message`` on one error line, no traceback, and writes no run folder."""
+    from experiments.exp2 import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(tmp_path / "run"), *argv])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
