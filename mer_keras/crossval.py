@@ -224,17 +224,17 @@ def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult | None:
     Training holds ``fold_K/train.lock``; a fold whose lock another live process holds is skipped
     (None), so invocations sharing a run folder never train the same fold.
     """
-    folder = Path(out) / f"fold_{fold.index}"
-    if (folder / DONE).exists():
+    done = finished(out, fold)
+    if done is not None:
         log.info("fold %d already finished: kept as it is", fold.index)
-        return FoldResult.load(folder)
+        return done
+    folder = Path(out) / f"fold_{fold.index}"
     lock = acquire(folder, f"fold {fold.index}")
     if lock is None:
         return None
     try:
-        if (folder / DONE).exists():  # finished by another process between the check and the lock
-            return FoldResult.load(folder)
-        return _train_fold(trainer, fold, folder, callbacks)
+        done = finished(out, fold)  # finished by another process between the check and the lock
+        return done if done is not None else _train_fold(trainer, fold, folder, callbacks)
     finally:
         release(lock)
 
