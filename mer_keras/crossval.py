@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -40,6 +40,7 @@ class Trainer:
     cache: FrameCache
     suffix: keras.Model | None = None  # the trainable part of the backbone, None when all of it is frozen
     suffix_weights: tuple = ()  # what the suffix starts every fold from
+    compiled: dict = field(default_factory=dict, compare=False, repr=False)  # see new_model
 
     @property
     def standardize(self) -> bool:
@@ -65,7 +66,10 @@ class Trainer:
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
 
-        The suffix, shared by all folds, is put back to its starting weights first.
+        The suffix, shared by all folds, is put back to its starting weights first. The model is
+        compiled once per run: later folds get the first fold's model with every variable of a freshly
+        built head copied in and the optimizer back at its start, so the fit is the same computation
+        as on a new model while Keras traces its train, test and predict functions once, not per fold.
         """
         standardize_on = None
         if self.standardize:
@@ -83,11 +87,31 @@ class Trainer:
             self.config.n,
             standardize_on=standardize_on,
         )
+        if self.compiled:
+            return self._reinitialized(head)
         if self.deduplicate:
             model = deduplicated(head, self.suffix, self.cache.feature_shape)
         else:
             model = compose(head, self.suffix, self.cache.feature_shape)
-        return compile_model(model, self.config.training.lr), head
+        compile_model(model, self.config.training.lr)
+        model.optimizer.build(model.trainable_variables)
+        self.compiled.update(
+            model=model, head=head, optimizer_start=[np.array(v) for v in model.optimizer.variables]
+        )
+        return model, head
+
+    def _reinitialized(self, head) -> tuple[keras.Model, keras.Model]:
+        """The compiled model, its head's variables (weights, statistics, seed states) taken from ``head``."""
+        model, compiled_head = self.compiled["model"], self.compiled["head"]
+        pairs = list(zip(compiled_head.variables, head.variables, strict=True))
+        for target, source in pairs:
+            if tuple(target.shape) != tuple(source.shape):
+                raise RuntimeError(f"head variable {target.path}: {target.shape} != {source.shape}")
+        for target, source in pairs:
+            target.assign(source)
+        for variable, start in zip(model.optimizer.variables, self.compiled["optimizer_start"], strict=True):
+            variable.assign(start)
+        return model, compiled_head
 
     def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
         """``(model, head, history, samples)``: fitted on ``train_clips``, selected on ``validation_clips``.

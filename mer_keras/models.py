@@ -59,6 +59,25 @@ class FramewiseTimeDistributed(layers.TimeDistributed):
 
 
 @keras.saving.register_keras_serializable(package="mer_keras")
+class FeatureStandardization(layers.Normalization):
+    """Keras's Normalization (adapted), reading its statistics from its variables at every call.
+
+    Keras's own layer turns them into constant tensors in ``finalize_state``, which a traced train
+    function keeps; read from the variables, one compiled model can take another fold's statistics.
+    """
+
+    def call(self, inputs):
+        if self.input_mean is not None:  # statistics given, not adapted: nothing varies
+            return super().call(inputs)
+        mean = ops.cast(ops.reshape(self.adapt_mean, self._broadcast_shape), self.compute_dtype)
+        variance = ops.cast(ops.reshape(self.adapt_variance, self._broadcast_shape), self.compute_dtype)
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        return ops.divide(
+            ops.subtract(inputs, mean), ops.maximum(ops.sqrt(variance), keras.backend.epsilon())
+        )
+
+
+@keras.saving.register_keras_serializable(package="mer_keras")
 class SubtractFirstFrame(layers.Layer):
     """``(B, N, D)`` -> each frame's features minus those of the window's first frame.
 
@@ -237,7 +256,7 @@ def build_head(
         x = motion(x)
     standardization = None
     if spec.standardize:  # float32 also under mixed precision: adapt() sums its statistics in float32
-        standardization = layers.Normalization(axis=-1, name="feature_standardization", dtype="float32")
+        standardization = FeatureStandardization(axis=-1, name="feature_standardization", dtype="float32")
         x = standardization(x)
     if spec.clip_features == "relative":
         x = SubtractFirstFrame(name="window_relative")(x)

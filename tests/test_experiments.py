@@ -1,5 +1,6 @@
 """Tiny end-to-end runs of the three experiments: what a run writes, its features, heads and options."""
 
+import dataclasses
 import json
 
 import keras
@@ -9,6 +10,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 from tiny_runs import TINY, assert_refused_in_one_line, tiny_config, tiny_run
 
+from mer_keras.crossval import run_fold
 from mer_keras.experiment import prepare_run
 
 
@@ -210,3 +212,16 @@ def test_loso_on_a_fabricated_composite_reports_each_source(tmp_path):
             )
         )
     assert "## Per source dataset" in (out / "results.md").read_text()
+
+
+def test_later_folds_reuse_the_compiled_model_and_train_as_a_fresh_one(tiny_smic, tmp_path):
+    # standardized motion features: the fold's statistics must reach the function traced for fold 0
+    run = prepare_run(tiny_config("exp2", tiny_smic, tmp_path / "r"))
+    trainer, folds = run.trainer, run.folds
+    run_fold(trainer, folds[0], run.out)
+    traced = trainer.compiled["model"].train_function
+    reused = run_fold(trainer, folds[1], run.out)
+    assert trainer.compiled["model"].train_function is traced  # not traced again for fold 1
+    alone = run_fold(dataclasses.replace(trainer, compiled={}), folds[1], tmp_path / "fresh")
+    pd.testing.assert_frame_equal(reused.predictions, alone.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(reused.history, alone.history, check_exact=True)
