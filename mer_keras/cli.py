@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 
 import tensorflow as tf
@@ -423,6 +424,109 @@ def run_main(experiment: str, argv=None, after=None) -> int:
                 after(config, extras)
     except USER_ERRORS as error:
         if extras.get("debug"):
+            raise
+        print(f"error: {error} (--debug shows the traceback)", file=sys.stderr)
+        return 2
+    return 0
+
+
+CLIP_EXPERIMENTS = tuple(e for e, kind in EXPERIMENT_KIND.items() if kind in ("lstm", "bilstm"))
+_NUMBER = re.compile(r"-\d*\.?\d+(?:[eE][-+]?\d+)?")  # a negative number is a value, not an option
+
+
+def build_sweep_parser() -> argparse.ArgumentParser:
+    """The sweep's own options; every other option is an experiment's (see ``parse_sweep``)."""
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.sweep",
+        description="The paper's Table 3: one run per experiment and window length N (and seed) into "
+        "OUT/<exp>-n<N>[/seed_<S>], all on one frame cache (the frames of every N computed once), then "
+        "OUT/table3.md and table3.json beside the paper's rows. With --resume a finished run is kept "
+        "and an unfinished one continues.",
+        epilog="Any other option is an experiment's (python -m experiments.exp2 --help), given to every "
+        "run and checked as that experiment checks it (--seeds, --resume, --data, --epochs, --folds, "
+        "--cache-dir, ...); one that only some of --experiments have (--lstm-units, --bilstm-units) "
+        "goes to those.",
+        allow_abbrev=False,  # a prefix of an experiment's option must not be taken for a sweep option
+    )
+    p.add_argument(
+        "--experiments",
+        nargs="+",
+        required=True,
+        metavar="EXP",
+        help=f"the clip experiments to run ({', '.join(CLIP_EXPERIMENTS)})",
+    )
+    p.add_argument(
+        "--n", type=int, nargs="+", required=True, metavar="N", help="window lengths (the paper: 11 13 15 17)"
+    )
+    p.add_argument("--out", required=True, help="sweep folder: one run folder per experiment and N")
+    return p
+
+
+def _option_names(experiment: str) -> set:
+    return {name for action in build_parser(experiment)._actions for name in action.option_strings}
+
+
+def _forwarded(experiment: str, argv, experiments) -> list:
+    """The options of ``argv`` for ``experiment``: all but those only other ``experiments`` know."""
+    names = {e: _option_names(e) for e in experiments}
+    groups = []  # an option and the values after it
+    for token in argv:
+        if not groups or (token.startswith("-") and not _NUMBER.fullmatch(token)):
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    kept = []
+    for group in groups:
+        knowing = [e for e in experiments if group[0].split("=", 1)[0] in names[e]]
+        if experiment in knowing or not knowing:  # unknown to all: the experiment's parser says so
+            kept += group
+    return kept
+
+
+def parse_sweep(argv=None) -> tuple[list, dict]:
+    """``(runs, extras)``: a ``SweepRun`` per experiment and N, each config made by ``parse_config``.
+
+    ``extras``: ``out``, ``seeds`` (or None) and ``debug``.
+    """
+    from mer_keras.sweep import SweepRun, run_folder
+
+    parser = build_sweep_parser()
+    args, rest = parser.parse_known_args(argv)
+    if any(e not in CLIP_EXPERIMENTS for e in args.experiments) or len(set(args.experiments)) < len(
+        args.experiments
+    ):
+        parser.error(
+            f"--experiments must be distinct clip experiments ({', '.join(CLIP_EXPERIMENTS)}). "
+            f"Received: --experiments {' '.join(args.experiments)}"
+        )
+    if min(args.n) < 2 or len(set(args.n)) < len(args.n):
+        parser.error(
+            "--n must be distinct window lengths of at least 2 frames. "
+            f"Received: --n {' '.join(map(str, args.n))}"
+        )
+    runs, extras = [], {}
+    for experiment in args.experiments:
+        options = _forwarded(experiment, rest, args.experiments)
+        for n in sorted(args.n):
+            out = run_folder(args.out, experiment, n)
+            config, extras = parse_config(experiment, [*options, "--n", str(n), "--out", str(out)])
+            runs.append(SweepRun(experiment, n, config))
+    if runs[0].config.only_folds is not None or extras.get("only_seeds") is not None:
+        option = "--only-folds" if runs[0].config.only_folds is not None else "--only-seeds"
+        parser.error(f"{option}: a sweep trains whole runs (train pieces with python -m experiments.exp2).")
+    return runs, {"out": args.out, "seeds": extras.get("seeds"), "debug": extras.get("debug")}
+
+
+def sweep_main(argv=None) -> int:
+    """Parse and run a sweep; a user's error is one ``error: ...`` line, exit 2 (as ``run_main``)."""
+    from mer_keras.sweep import run_sweep
+
+    runs, extras = parse_sweep(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        run_sweep(runs, extras["out"], seeds=extras["seeds"])
+    except USER_ERRORS as error:
+        if extras["debug"]:
             raise
         print(f"error: {error} (--debug shows the traceback)", file=sys.stderr)
         return 2

@@ -136,8 +136,12 @@ class PreparedRun:
     record: dict  # what config.json says the run used, besides its config
 
 
-def prepare_run(config: RunConfig) -> PreparedRun:
-    """Run folder, dataset plan, folds, backbone and its split, frame cache; ``config.json`` written."""
+def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
+    """Run folder, dataset plan, folds, backbone and its split, frame cache; ``config.json`` written.
+
+    ``frame_cache``: what makes the frame cache, called as ``build_frame_cache`` (the default) is;
+    a sweep passes one that computes the frames of all its runs once (``shared_frames``).
+    """
     out = prepare_run_folder(config)
     if config.training.deterministic:  # stays on for the rest of the process (TensorFlow has no way back)
         tf.config.experimental.enable_op_determinism()
@@ -202,7 +206,7 @@ def prepare_run(config: RunConfig) -> PreparedRun:
             plan.clips, config.data.flow_size, config.data.apex, progress=config.verbose > 0
         )
     else:
-        cache = build_frame_cache(
+        cache = (frame_cache or build_frame_cache)(
             table,
             with_preprocessing(prefix, size),
             size,
@@ -253,15 +257,16 @@ def check_same_data(previous_path: Path, identity: dict) -> None:
         )
 
 
-def run_experiment(config: RunConfig, callbacks=()) -> dict:
+def run_experiment(config: RunConfig, callbacks=(), frame_cache=None) -> dict:
     """Run one experiment as ``config`` describes it; returns the results summary.
 
     With ``--only-folds`` only those folds are trained; while a fold of the run is missing nothing
     pooled is written and the summary is ``{"complete": False, "finished": [...], "missing": [...]}``.
-    ``callbacks`` are extra Keras callbacks for every fit (e.g. to stop a run in a test).
+    ``callbacks`` are extra Keras callbacks for every fit (e.g. to stop a run in a test);
+    ``frame_cache``: see ``prepare_run``.
     """
     started = time.perf_counter()
-    run = prepare_run(config)
+    run = prepare_run(config, frame_cache)
     done_before = {f.index for f in run.folds if (run.out / f"fold_{f.index}" / DONE).exists()}
     results = cross_validate(run.trainer, run.folds, run.out, callbacks, only=config.only_folds)
     asked = [f.index for f in run.folds if config.only_folds is None or f.index in config.only_folds]

@@ -25,18 +25,19 @@ def seed_config(config: RunConfig, seed: int) -> RunConfig:
     )
 
 
-def run_seeds(config: RunConfig, seeds, callbacks=(), only=None) -> dict:
+def run_seeds(config: RunConfig, seeds, callbacks=(), only=None, frame_cache=None) -> dict:
     """Every seed's run (a finished one is kept with ``--resume``), then ``seeds.json`` and ``seeds.md``.
 
     ``only`` (``--only-seeds``): run just these seeds; the others' ``seed_K/results.json`` are read,
     and while a seed's run is not complete nothing is pooled (``{"complete": False, "missing": [...]}``).
+    ``frame_cache``: see ``experiment.prepare_run``.
     """
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(
             f"--seeds must be distinct seeds >= 0. Received: --seeds {' '.join(map(str, seeds))}"
         )
     ran = {
-        seed: run_experiment(seed_config(config, seed), callbacks)
+        seed: run_experiment(seed_config(config, seed), callbacks, frame_cache)
         for seed in seeds
         if only is None or seed in only
     }

@@ -172,5 +172,10 @@ def resume_epoch(folder) -> int:
 
 
 def read_history(history_csv) -> pd.DataFrame:
-    """A CSVLogger file, one row per epoch (Keras's ``NA`` for a missing value is read as NaN)."""
+    """A CSVLogger file, one row per epoch (Keras's ``NA`` for a missing value is read as NaN).
+
+    An empty file (a fit killed during its first epoch) is an empty history.
+    """
+    if Path(history_csv).stat().st_size == 0:
+        return pd.DataFrame()
     return pd.read_csv(history_csv, float_precision="round_trip")

@@ -18,6 +18,7 @@ LONG_MODULES = (
     "test_resume.py",
     "test_trust.py",
     "test_only_folds.py",
+    "test_sweep.py",
     "test_gradcam_run.py",
     "test_predict_command.py",
     "test_flow_experiments.py",

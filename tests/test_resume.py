@@ -222,3 +222,12 @@ def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, whole, tmp_pat
             pd.read_csv(run / f"fold_{fold}" / "history.csv") for run in (whole, tmp_path / "killed")
         ]
         pd.testing.assert_frame_equal(*histories)
+
+
+def test_a_fold_killed_in_its_first_epoch_has_an_empty_history(tmp_path):
+    from mer_keras.training import _best_logged, read_history
+
+    history = tmp_path / "history.csv"
+    history.write_text("")  # CSVLogger opened it, the kill came before the first epoch ended
+    assert read_history(history).empty
+    assert _best_logged(history, "val_loss") is None
