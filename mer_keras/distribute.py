@@ -213,10 +213,9 @@ def check_in_step(strategy, folder, epoch: int, done: bool) -> None:
     """
     if not _multiworker(strategy):
         return
-    state = tf.constant([zlib.crc32(Path(folder).name.encode()), int(epoch), int(done)], tf.int64)
-    per_replica = strategy.run(lambda: tf.identity(state))
-    low, high = (strategy.reduce(op, per_replica, axis=None).numpy() for op in ("MIN", "MAX"))
-    if not np.array_equal(low, high):
+    state = tf.constant([[zlib.crc32(Path(folder).name.encode()), int(epoch), int(done)]], tf.int64)
+    states = strategy.gather(strategy.run(lambda: tf.identity(state)), axis=0).numpy()  # one row a replica
+    if not (states == states[0]).all():
         raise ConfigError(
             f"{folder}: the workers are not at the same fit (this worker: {Path(folder).name}, epoch "
             f"{epoch}, finished {done}); a worker's run folder differs from the chief's (lost, or "
