@@ -12,8 +12,9 @@ import sys
 
 import tensorflow as tf
 
-from mer_keras.config import PRECISIONS, SHORT_CLIP_POLICIES, ConfigError, RunConfig
+from mer_keras.config import PRECISIONS, SHORT_CLIP_POLICIES, STRATEGIES, ConfigError, RunConfig
 from mer_keras.datasets.registry import LOADERS
+from mer_keras.distribute import tf_config, worker_config
 from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES
 from mer_keras.flow.apex import APEX_ESTIMATES
 from mer_keras.flow.optical_flow import STSTNET_SIZE
@@ -318,6 +319,14 @@ def _training_options(train, experiment, flow):
         default="auto",
         help="auto = mixed_float16 on a GPU, float32 on CPU",
     )
+    train.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="none",
+        help="data-parallel training within each fit (tf.distribute), --batch-size split between the "
+        "replicas: mirrored = the GPUs of this machine, multiworker = the processes listed in the "
+        "environment variable TF_CONFIG (run the same command on each; the chief writes --out)",
+    )
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
     train.add_argument(
         "--seeds",
@@ -400,6 +409,8 @@ def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:
         config = RunConfig.from_options(
             experiment, options, gpus=bool(tf.config.list_physical_devices("GPU"))
         )
+        if config.training.strategy == "multiworker":
+            tf_config()
     except ConfigError as error:
         parser.error(str(error))
     return config, extras
@@ -414,6 +425,7 @@ def run_main(experiment: str, argv=None, after=None) -> int:
     from mer_keras.repeats import run_seeds
 
     config, extras = parse_config(experiment, argv)
+    config = worker_config(config)  # multiworker: a worker other than the chief writes a temporary folder
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         if extras.get("seeds"):

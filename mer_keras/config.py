@@ -21,6 +21,7 @@ from mer_keras.models import DEFAULT_UNITS, EXPERIMENT_KIND, FLOW_KINDS, HeadSpe
 CONFIG_VERSION = 1
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 PROTOCOLS = ("kfold", "loso")
+STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute data parallelism, see mer_keras.distribute
 BACKBONES = ("resnet50", "tiny", "none")
 SYNTHETIC = "synthetic"
 PATTERN = {
@@ -145,6 +146,7 @@ class TrainingConfig:
     precision: str = "float32"
     deterministic: bool = True  # TensorFlow op determinism: same machine, same seed -> same bytes
     oracle: bool = True  # also score the test fold after every epoch, for the report (never for selection)
+    strategy: str = "none"  # data parallelism within a fit; splitting batches changes float sums: identity
 
     def check(self):
         _check(self.epochs >= 1, "--epochs", self.epochs, ">= 1")
@@ -152,6 +154,7 @@ class TrainingConfig:
         _check(self.lr > 0, "--lr", self.lr, "> 0")
         _check(self.early_stopping >= 0, "--early-stopping", self.early_stopping, ">= 0 (0: off)")
         _check(self.precision in PRECISIONS[1:], "--precision", self.precision, f"one of {PRECISIONS}")
+        _check(self.strategy in STRATEGIES, "--strategy", self.strategy, f"one of {STRATEGIES}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,14 @@ class RunConfig:
         if self.kind in FLOW_KINDS and self.data.face != "none":
             raise ConfigError(
                 f"{self.experiment} computes its flow on whole frames. Received: --face {self.data.face}"
+            )
+        if self.training.strategy != "none" and self.model.retrain_from != "none" and self.model.deduplicate:
+            _check(
+                self.model.head.single,
+                "--strategy",
+                self.training.strategy,
+                "none with --deduplicate (a batch of distinct frames and an index into them cannot be "
+                "split between replicas): add --no-deduplicate",
             )
         if self.only_folds is not None:
             object.__setattr__(self, "only_folds", tuple(self.only_folds))  # config.json gives a list
@@ -326,6 +337,7 @@ class RunConfig:
             precision,
             o.get("deterministic", True),
             o.get("oracle", True),
+            o.get("strategy", "none"),
         )
         out = o["out"] or str(Path("runs") / f"{experiment}-n{n}-{time.strftime('%Y%m%d-%H%M%S')}")
         return cls(

@@ -18,14 +18,15 @@ import pandas as pd
 
 from mer_keras import metrics
 from mer_keras.config import RunConfig
+from mer_keras.distribute import check_in_step, epoch_clock, for_strategy, one_device, scope, shard_by_data
 from mer_keras.files import read_json, write_json, write_text
 from mer_keras.fold_lock import acquire, release
 from mer_keras.models import build_head, compose, deduplicated
 from mer_keras.oracle import EPOCH_PREDICTIONS, EpochPredictions, read_epoch_predictions
 from mer_keras.pipeline.frame_cache import FrameCache
-from mer_keras.pipeline.tfdata import EpochClock, make_dataset, make_deduplicated_dataset
+from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
 from mer_keras.pipeline.windows import window_set
-from mer_keras.training import compile_model, fit, read_history, resume_epoch
+from mer_keras.training import FIT_DONE, compile_model, fit, read_history, resume_epoch
 
 log = logging.getLogger("mer_keras")
 DONE = "metrics.json"  # written last: its presence marks a finished fold
@@ -40,6 +41,7 @@ class Trainer:
     cache: FrameCache
     suffix: keras.Model | None = None  # the trainable part of the backbone, None when all of it is frozen
     suffix_weights: tuple = ()  # what the suffix starts every fold from
+    strategy: object = None  # tf.distribute strategy of --strategy (None: one device)
     compiled: dict = field(default_factory=dict, compare=False, repr=False)  # see new_model
 
     @property
@@ -60,8 +62,10 @@ class Trainer:
         common = {"training": training, "seed": seed, "balance": self.config.data.balance, "clock": clock}
         args = (self.cache.features, windows, len(self.classes), self.config.training.batch_size)
         if self.deduplicate:
-            return make_deduplicated_dataset(*args, **common)
-        return make_dataset(*args, squeeze_time=self.config.model.head.single, **common)
+            dataset, count = make_deduplicated_dataset(*args, **common)
+        else:
+            dataset, count = make_dataset(*args, squeeze_time=self.config.model.head.single, **common)
+        return shard_by_data(dataset, self.strategy), count
 
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
@@ -80,24 +84,28 @@ class Trainer:
         if self.suffix is not None:
             self.suffix.set_weights(self.suffix_weights)
         features = self.cache.feature_shape if self.suffix is None else self.suffix.outputs[0].shape[1:]
-        head = build_head(
-            self.config.head(self.standardize),
-            len(self.classes),
-            features,
-            self.config.n,
-            standardize_on=standardize_on,
-        )
-        if self.compiled:
-            return self._reinitialized(head)
-        if self.deduplicate:
-            model = deduplicated(head, self.suffix, self.cache.feature_shape)
-        else:
-            model = compose(head, self.suffix, self.cache.feature_shape)
-        compile_model(model, self.config.training.lr)
-        model.optimizer.build(model.trainable_variables)
-        self.compiled.update(
-            model=model, head=head, optimizer_start=[np.array(v) for v in model.optimizer.variables]
-        )
+        with scope(self.strategy):  # variables on every replica
+            head = build_head(
+                self.config.head(self.standardize),
+                len(self.classes),
+                features,
+                self.config.n,
+                standardize_on=standardize_on,
+            )
+            if self.compiled:
+                return self._reinitialized(head)
+            if self.deduplicate:
+                model = deduplicated(head, self.suffix, self.cache.feature_shape)
+            else:
+                model = compose(head, self.suffix, self.cache.feature_shape)
+        model = for_strategy(model, self.strategy)
+        with scope(self.strategy):
+            compile_model(model, self.config.training.lr)
+        if one_device(self.strategy):  # under a strategy every fold compiles its own (mirrored variables)
+            model.optimizer.build(model.trainable_variables)
+            self.compiled.update(
+                model=model, head=head, optimizer_start=[np.array(v) for v in model.optimizer.variables]
+            )
         return model, head
 
     def _reinitialized(self, head) -> tuple[keras.Model, keras.Model]:
@@ -121,29 +129,31 @@ class Trainer:
         """
         keras.utils.set_random_seed(seed)  # initial weights and dropout seeds from this fold's seed alone
         train_windows = self.windows(train_clips)
-        clock = EpochClock(
-            resume_epoch(folder)
-        )  # batches from (seed, epoch): a resumed fit continues the same path
+        # batches from (seed, epoch): a resumed fit continues the same path
+        clock, callbacks = epoch_clock(self.strategy, resume_epoch(folder), callbacks)
         train_data, samples = self.dataset(train_windows, True, seed, clock)
         validation = self.dataset(self.windows(validation_clips), False)[0] if validation_clips else None
         model, head = self.new_model(train_windows)
         t = self.config.training
-        history = fit(
-            model,
-            train_data,
-            validation,
-            folder,
-            epochs=t.epochs,
-            early_stopping=t.early_stopping,
-            verbose=self.config.verbose,
-            callbacks=callbacks,
-        )
+        check_in_step(self.strategy, folder, clock.epoch, (Path(folder) / FIT_DONE).exists())
+        with scope(self.strategy):
+            history = fit(
+                model,
+                train_data,
+                validation,
+                folder,
+                epochs=t.epochs,
+                early_stopping=t.early_stopping,
+                verbose=self.config.verbose,
+                callbacks=callbacks,
+            )
         return model, head, history, samples
 
     def predict(self, model, clips, fold=None) -> pd.DataFrame:
         """One row per clip: clip, subject, true, predicted, ``p_<class>`` (mean over its windows), fold."""
         windows = self.windows(clips)
-        probs = model.predict(self.dataset(windows, False)[0], verbose=0)
+        with scope(self.strategy):
+            probs = model.predict(self.dataset(windows, False)[0], verbose=0)
         table = clip_probabilities(
             probs, [clips[i].key for i in windows.clip_index], self.classes, where=f"fold {fold}"
         )

@@ -28,6 +28,8 @@ from mer_keras.config import ConfigError, RunConfig, check_only_folds
 from mer_keras.crossval import DONE, Trainer, cross_validate
 from mer_keras.dataset_plan import DatasetPlan, find_faces, plan_dataset
 from mer_keras.deviations import deviations
+from mer_keras.distribute import describe as describe_strategy
+from mer_keras.distribute import discard_worker_folder, make_strategy, worker_config
 from mer_keras.files import read_json, write_json
 from mer_keras.final_model import train_final
 from mer_keras.flow import flow_frame_cache
@@ -142,6 +144,8 @@ def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
     ``frame_cache``: what makes the frame cache, called as ``build_frame_cache`` (the default) is;
     a sweep passes one that computes the frames of all its runs once (``shared_frames``).
     """
+    strategy = make_strategy(config.training.strategy)  # first: MultiWorkerMirroredStrategy precedes ops
+    config = worker_config(config)
     out = prepare_run_folder(config)
     if config.training.deterministic:  # stays on for the rest of the process (TensorFlow has no way back)
         tf.config.experimental.enable_op_determinism()
@@ -163,9 +167,10 @@ def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
         }
     else:
         # motion is measured on the unpooled maps of the backbone's last stage
-        backbone, weights = build_backbone(
-            config.model.backbone, config.model.weights, size, config.data.synthetic, pooling=head.pooling
-        )
+        with strategy.scope():  # the variables of the trainable suffix live on every replica
+            backbone, weights = build_backbone(
+                config.model.backbone, config.model.weights, size, config.data.synthetic, pooling=head.pooling
+            )
         retrain_from, choice = choose_retrain_from(config, backbone, plan, out)
         prefix, suffix = split_backbone(backbone, retrain_from)
     identity = run_identity(plan, folds, table, weights)
@@ -199,6 +204,7 @@ def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
         "faces": face_record,
         "identity": identity,
         "deviations_from_paper": found,
+        "distribute": describe_strategy(strategy, config.training),
     }
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})  # before the long caching
     if backbone is None:
@@ -215,7 +221,8 @@ def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
             weights=weights,
             progress=config.verbose > 0,
         )
-    trainer = Trainer(config, plan.classes, cache, suffix, tuple(suffix.get_weights()) if suffix else ())
+    suffix_weights = tuple(suffix.get_weights()) if suffix else ()
+    trainer = Trainer(config, plan.classes, cache, suffix, suffix_weights, strategy=strategy)
     record.update({"frame_cache": cache.record(), "folds": fold_counts(trainer, folds)})
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})
     return PreparedRun(out, plan, folds, backbone, trainer, record)
@@ -287,7 +294,9 @@ def run_experiment(config: RunConfig, callbacks=(), frame_cache=None) -> dict:
             flush=True,
         )
         return {"complete": False, "finished": finished, "missing": missing}
-    return finish_run(config, run, results, started, callbacks)
+    summary = finish_run(config, run, results, started, callbacks)
+    discard_worker_folder(run.out)
+    return summary
 
 
 def finish_run(config: RunConfig, run: PreparedRun, results, started: float, callbacks=()) -> dict:

@@ -17,6 +17,7 @@ import pandas as pd
 
 CHECKPOINT = "best.weights.h5"
 BACKUP = "backup"
+FIT_DONE = "fit.done"  # a finished fit: its checkpoint is reused, never refitted
 
 
 class CheckpointError(ValueError):
@@ -115,7 +116,7 @@ def fit(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    done = folder / "fit.done"
+    done = folder / FIT_DONE
     if done.exists():  # finished before a restart: reuse, never refit
         load_checkpoint(model, folder / CHECKPOINT)
         return read_history(folder / "history.csv")

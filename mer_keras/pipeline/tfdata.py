@@ -50,10 +50,13 @@ class EpochClock:
     epoch ``first_epoch + n``; ``first_epoch`` is where a resumed fit starts.
     """
 
-    def __init__(self, first_epoch: int = 0):
+    def __init__(self, first_epoch: int = 0, started: bool = True):
         self.epoch = int(first_epoch)
+        self.started = started  # False: passes do not count until ``started`` (see distribute.epoch_clock)
 
     def next_pass(self) -> int:
+        if not self.started:
+            return self.epoch
         self.epoch += 1
         return self.epoch - 1
 
