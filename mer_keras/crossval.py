@@ -21,9 +21,10 @@ from mer_keras.config import RunConfig
 from mer_keras.files import read_json, write_json, write_text
 from mer_keras.fold_lock import acquire, release
 from mer_keras.models import build_head, compose, deduplicated
+from mer_keras.online_model import augmentation, online_model
 from mer_keras.oracle import EPOCH_PREDICTIONS, EpochPredictions, read_epoch_predictions
 from mer_keras.pipeline.frame_cache import FrameCache
-from mer_keras.pipeline.tfdata import EpochClock, make_dataset, make_deduplicated_dataset
+from mer_keras.pipeline.tfdata import EpochClock, make_dataset, make_deduplicated_dataset, prefetch_to_device
 from mer_keras.pipeline.windows import window_set
 from mer_keras.training import compile_model, fit, read_history, resume_epoch
 
@@ -40,6 +41,9 @@ class Trainer:
     cache: FrameCache
     suffix: keras.Model | None = None  # the trainable part of the backbone, None when all of it is frozen
     suffix_weights: tuple = ()  # what the suffix starts every fold from
+    # --augment online: the cache holds uint8 frames and ``suffix`` is the whole backbone from them
+    # (online_model.raw_frame_encoder); the training model augments before it
+    online: bool = False
 
     @property
     def standardize(self) -> bool:
@@ -56,11 +60,15 @@ class Trainer:
 
     def dataset(self, windows, training: bool, seed: int = 0, clock=None):
         """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache (``clock``: ``tfdata``)."""
-        common = {"training": training, "seed": seed, "balance": self.config.data.balance, "clock": clock}
+        data = self.config.data
+        common = {"training": training, "seed": seed, "balance": data.balance, "clock": clock}
+        common["balance_scale"] = data.balance_scale
         args = (self.cache.features, windows, len(self.classes), self.config.training.batch_size)
         if self.deduplicate:
-            return make_deduplicated_dataset(*args, **common)
-        return make_dataset(*args, squeeze_time=self.config.model.head.single, **common)
+            dataset, count = make_deduplicated_dataset(*args, groups=self.online, **common)
+        else:
+            dataset, count = make_dataset(*args, squeeze_time=self.config.model.head.single, **common)
+        return (prefetch_to_device(dataset) if self.online else dataset), count
 
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
@@ -83,11 +91,15 @@ class Trainer:
             self.config.n,
             standardize_on=standardize_on,
         )
-        if self.deduplicate:
+        if self.online:  # a fresh augmentation layer per fold: its seed follows the fold's
+            augment = augmentation(self.config.data.flip, self.config.data.rotation)
+            model = online_model(head, self.suffix, augment, self.deduplicate)
+        elif self.deduplicate:
             model = deduplicated(head, self.suffix, self.cache.feature_shape)
         else:
             model = compose(head, self.suffix, self.cache.feature_shape)
-        return compile_model(model, self.config.training.lr), head
+        jit = True if self.config.training.jit else "auto"
+        return compile_model(model, self.config.training.lr, jit_compile=jit), head
 
     def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
         """``(model, head, history, samples)``: fitted on ``train_clips``, selected on ``validation_clips``.
