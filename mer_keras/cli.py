@@ -349,8 +349,9 @@ def _training_options(train, experiment, flow):
         "--jit",
         action="store_true",
         help="compile the training step with XLA (jit_compile=True); without it Keras decides (XLA on a "
-        "GPU when every layer allows it, off on a CPU); refused with --augment online (no XLA kernel "
-        "for its image warp)",
+        "GPU when every layer allows it, off on a CPU). Needs --no-deterministic (Keras turns XLA off "
+        "under op determinism); refused with --augment online (no XLA kernel for its image warp); a "
+        "cuDNN LSTM on a GPU cannot be compiled either (a warning says so)",
     )
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
     train.add_argument(

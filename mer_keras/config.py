@@ -218,6 +218,11 @@ class RunConfig:
                 f"{self.experiment} computes its flow on whole frames. Received: --face {self.data.face}"
             )
         _check(self.preset in PRESETS, "--preset", self.preset, f"one of {PRESETS}")
+        if self.training.jit and self.training.deterministic:
+            raise ConfigError(
+                "--jit needs --no-deterministic: Keras compiles nothing with XLA while TensorFlow op "
+                "determinism is on (not every XLA kernel is deterministic). Received: --jit --deterministic"
+            )
         if self.training.jit and self.data.augment == "online":
             raise ConfigError(
                 "--jit cannot compile --augment online: its training model holds WindowAugmentation, whose "

@@ -30,6 +30,7 @@ from mer_keras.training import compile_model, fit, read_history, resume_epoch
 
 log = logging.getLogger("mer_keras")
 DONE = "metrics.json"  # written last: its presence marks a finished fold
+_JIT_WARNED = set()  # runs (their folder) already told that Keras turned --jit off
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,16 @@ class Trainer:
         else:
             model = compose(head, self.suffix, self.cache.feature_shape)
         jit = True if self.config.training.jit else "auto"
-        return compile_model(model, self.config.training.lr, jit_compile=jit), head
+        model = compile_model(model, self.config.training.lr, jit_compile=jit)
+        if jit is True and not model.jit_compile and self.config.out not in _JIT_WARNED:
+            _JIT_WARNED.add(self.config.out)
+            blocking = sorted({layer.name for layer in model._flatten_layers() if not layer.supports_jit})
+            log.warning(
+                "--jit: Keras compiles this model without XLA; layers it cannot jit-compile: %s "
+                "(an LSTM/GRU on a GPU uses cuDNN, which XLA cannot compile)",
+                ", ".join(blocking) or "none (TensorFlow op determinism is on in this process)",
+            )
+        return model, head
 
     def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
         """``(model, head, history, samples)``: fitted on ``train_clips``, selected on ``validation_clips``.
