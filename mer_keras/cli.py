@@ -12,13 +12,15 @@ import sys
 
 import tensorflow as tf
 
-from mer_keras.config import PRECISIONS, SHORT_CLIP_POLICIES, STRATEGIES, ConfigError, RunConfig
+from mer_keras.config import AUGMENTS, PRECISIONS, SHORT_CLIP_POLICIES, STRATEGIES, ConfigError, RunConfig
 from mer_keras.datasets.registry import LOADERS
 from mer_keras.distribute import tf_config, worker_config
 from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES
 from mer_keras.flow.apex import APEX_ESTIMATES
 from mer_keras.flow.optical_flow import STSTNET_SIZE
 from mer_keras.models import CLIP_FEATURES, DEFAULT_UNITS, EXPERIMENT_KIND, FLOW_KINDS, RNNS
+from mer_keras.presets import PRESETS, apply_preset
+from mer_keras.presets import describe as describe_preset
 
 DESCRIPTIONS = {
     "exp1": "Exp-I: VGGFace2 ResNet-50 frame classifier (fc1-fc3) on single frames.",
@@ -61,6 +63,15 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     flow = EXPERIMENT_KIND[experiment] in FLOW_KINDS
+    if not flow:
+        p.add_argument(
+            "--preset",
+            choices=PRESETS,
+            default="fast",
+            help="fast = the defaults below (frozen backbone cached once: fit for a CPU); paper = what "
+            f"Bai & Goecke did: {describe_preset(experiment)}. Options given explicitly override the "
+            "preset (config.json records record.preset: what it set, what was overridden)",
+        )
     _data_options(p.add_argument_group("data"), experiment, flow)
     _protocol_options(p.add_argument_group("protocol"))
     model = p.add_argument_group("model")
@@ -152,6 +163,23 @@ def _data_options(data, experiment, flow):
         type=float,
         default=8.0 if frame_level else 0.0,
         help="rotation augmentation angle in degrees, +/- (0: off)",
+    )
+    data.add_argument(
+        "--augment",
+        choices=AUGMENTS,
+        default="cached",
+        help="how --flip/--rotation augment: cached = a few fixed variants whose frozen features are "
+        "cached (cheap); online = a fresh random flip and rotation in +/- --rotation per training window "
+        "(Exp-I: per frame) inside the training model, on uint8 frames decoded once, the backbone run "
+        "every step (the paper's way; slow on a CPU); the exported model holds no augmentation",
+    )
+    data.add_argument(
+        "--balance-scale",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="with --balance: every class gets R times as many training samples per epoch as the "
+        "largest class has (Table 1, Exp-I: about 3, every class about 15,000 frames)",
     )
     data.add_argument(
         "--face",
@@ -327,6 +355,14 @@ def _training_options(train, experiment, flow):
         "replicas: mirrored = the GPUs of this machine, multiworker = the processes listed in the "
         "environment variable TF_CONFIG (run the same command on each; the chief writes --out)",
     )
+    train.add_argument(
+        "--jit",
+        action="store_true",
+        help="compile the training step with XLA (jit_compile=True); without it Keras decides (XLA on a "
+        "GPU when every layer allows it, off on a CPU). Needs --no-deterministic (Keras turns XLA off "
+        "under op determinism); refused with --augment online (no XLA kernel for its image warp); a "
+        "cuDNN LSTM on a GPU cannot be compiled either (a warning says so)",
+    )
     train.add_argument("--seed", type=int, default=0, help="seed for folds, sampling and initialisation")
     train.add_argument(
         "--seeds",
@@ -390,6 +426,8 @@ def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:
     """``(config, extras)``: the validated run config, and the options that are not part of it."""
     parser = build_parser(experiment)
     options = vars(parser.parse_args(argv))
+    if "preset" in options:
+        options = apply_preset(options["preset"], experiment, options, given_options(parser, argv, options))
     extras = {k: options.pop(k) for k in ("gradcam", "debug", "seeds", "only_seeds") if k in options}
     if options["resume"] and not options["out"]:
         parser.error("--resume needs --out DIR, the run folder to continue")
@@ -414,6 +452,13 @@ def parse_config(experiment: str, argv=None) -> tuple[RunConfig, dict]:
     except ConfigError as error:
         parser.error(str(error))
     return config, extras
+
+
+def given_options(parser: argparse.ArgumentParser, argv, options: dict) -> set:
+    """The options typed in ``argv`` (not defaults): parsed again into a namespace of markers."""
+    unset = object()
+    typed = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(options, unset)))
+    return {k for k, v in vars(typed).items() if v is not unset}
 
 
 USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, OSError)

@@ -17,12 +17,14 @@ from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES, MAX_MARGIN
 from mer_keras.files import read_json
 from mer_keras.flow.apex import APEX_ESTIMATES
 from mer_keras.models import DEFAULT_UNITS, EXPERIMENT_KIND, FLOW_KINDS, HeadSpec
+from mer_keras.presets import PRESETS
 
 CONFIG_VERSION = 1
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 PROTOCOLS = ("kfold", "loso")
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute data parallelism, see mer_keras.distribute
 BACKBONES = ("resnet50", "tiny", "none")
+AUGMENTS = ("cached", "online")  # flip/rotation as cached variants of frozen features, or drawn per step
 SYNTHETIC = "synthetic"
 PATTERN = {
     "frame": "VGGFace2 (frames)",
@@ -55,7 +57,9 @@ class DataConfig:
     short_clips: str = "interpolate"
     flip: bool = False
     rotation: float = 0.0
+    augment: str = "cached"
     balance: bool = True
+    balance_scale: float = 1.0  # with balance: every class gets this many times the largest class's samples
     face: str = (
         "none"  # none (whole frames, the paper's choice), crop or align (MTCNN, one transform per clip)
     )
@@ -66,6 +70,26 @@ class DataConfig:
     def check(self):
         _check(32 <= self.image_size <= 1024, "--image-size", self.image_size, "between 32 and 1024")
         _check(0.0 <= self.rotation <= 45.0, "--rotation", self.rotation, "between 0 and 45 degrees")
+        _check(self.augment in AUGMENTS, "--augment", self.augment, f"one of {AUGMENTS}")
+        _check(
+            self.augment == "cached" or self.flip or self.rotation,
+            "--augment",
+            self.augment,
+            "cached unless --flip or --rotation is on (online augmentation of nothing would only run "
+            "the whole backbone every step)",
+        )
+        _check(
+            1.0 <= self.balance_scale <= 100.0,
+            "--balance-scale",
+            self.balance_scale,
+            "between 1 and 100 (times the largest class)",
+        )
+        _check(
+            self.balance or self.balance_scale == 1.0,
+            "--balance-scale",
+            self.balance_scale,
+            "1 with --no-balance (it scales the balanced class counts)",
+        )
         _check(self.synthetic_subjects >= 2, "--synthetic-subjects", self.synthetic_subjects, ">= 2")
         _check(
             self.short_clips in SHORT_CLIP_POLICIES,
@@ -147,6 +171,7 @@ class TrainingConfig:
     deterministic: bool = True  # TensorFlow op determinism: same machine, same seed -> same bytes
     oracle: bool = True  # also score the test fold after every epoch, for the report (never for selection)
     strategy: str = "none"  # data parallelism within a fit; splitting batches changes float sums: identity
+    jit: bool = False  # --jit: XLA (jit_compile=True); otherwise Keras's "auto" (XLA on a GPU only)
 
     def check(self):
         _check(self.epochs >= 1, "--epochs", self.epochs, ">= 1")
@@ -172,9 +197,10 @@ class RunConfig:
     resume: bool = False
     verbose: int = 2
     only_folds: tuple | None = None  # --only-folds: the folds this invocation trains (None: all)
+    preset: str = "fast"  # --preset: where the defaults came from (the options themselves are identity)
 
     # what may differ between a run and its --resume: where and how loudly it runs, not what it computes
-    NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose", "only_folds")
+    NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose", "only_folds", "preset")
 
     def __post_init__(self):
         _check(
@@ -201,6 +227,18 @@ class RunConfig:
                 self.training.strategy,
                 "none with --deduplicate (a batch of distinct frames and an index into them cannot be "
                 "split between replicas): add --no-deduplicate",
+            )
+        _check(self.preset in PRESETS, "--preset", self.preset, f"one of {PRESETS}")
+        if self.training.jit and self.training.deterministic:
+            raise ConfigError(
+                "--jit needs --no-deterministic: Keras compiles nothing with XLA while TensorFlow op "
+                "determinism is on (not every XLA kernel is deterministic). Received: --jit --deterministic"
+            )
+        if self.training.jit and self.data.augment == "online":
+            raise ConfigError(
+                "--jit cannot compile --augment online: its training model holds WindowAugmentation, whose "
+                "image warp (ImageProjectiveTransformV3) has no XLA kernel, and Keras then compiles none of "
+                "the model. Drop --jit, or use --augment cached. Received: --jit --augment online"
             )
         if self.only_folds is not None:
             object.__setattr__(self, "only_folds", tuple(self.only_folds))  # config.json gives a list
@@ -292,7 +330,9 @@ class RunConfig:
             short_clips=o.get("short_clips", "interpolate"),
             flip=o.get("flip", False),
             rotation=float(o.get("rotation", 0.0)),
+            augment=o.get("augment", "cached"),
             balance=o["balance"],
+            balance_scale=float(o.get("balance_scale", 1.0)),
             face=o.get("face", "none"),
             face_margin=float(o.get("face_margin", DEFAULT_MARGIN)),
             apex=o.get("apex", "flow"),
@@ -338,6 +378,7 @@ class RunConfig:
             o.get("deterministic", True),
             o.get("oracle", True),
             o.get("strategy", "none"),
+            o.get("jit", False),
         )
         out = o["out"] or str(Path("runs") / f"{experiment}-n{n}-{time.strftime('%Y%m%d-%H%M%S')}")
         return cls(
@@ -352,6 +393,7 @@ class RunConfig:
             resume=o["resume"],
             verbose=o["verbose"],
             only_folds=o.get("only_folds"),
+            preset=o.get("preset", "fast"),
         )
 
 

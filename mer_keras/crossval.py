@@ -22,14 +22,16 @@ from mer_keras.distribute import check_in_step, epoch_clock, for_strategy, one_d
 from mer_keras.files import read_json, write_json, write_text
 from mer_keras.fold_lock import acquire, release
 from mer_keras.models import build_head, compose, deduplicated
+from mer_keras.online_model import augmentation, online_model
 from mer_keras.oracle import EPOCH_PREDICTIONS, EpochPredictions, read_epoch_predictions
 from mer_keras.pipeline.frame_cache import FrameCache
-from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset
+from mer_keras.pipeline.tfdata import make_dataset, make_deduplicated_dataset, prefetch_to_device
 from mer_keras.pipeline.windows import window_set
 from mer_keras.training import FIT_DONE, compile_model, fit, read_history, resume_epoch
 
 log = logging.getLogger("mer_keras")
 DONE = "metrics.json"  # written last: its presence marks a finished fold
+_JIT_WARNED = set()  # runs (their folder) already told that Keras turned --jit off
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Trainer:
     suffix_weights: tuple = ()  # what the suffix starts every fold from
     strategy: object = None  # tf.distribute strategy of --strategy (None: one device)
     compiled: dict = field(default_factory=dict, compare=False, repr=False)  # see new_model
+    # --augment online: the cache holds uint8 frames and ``suffix`` is the whole backbone from them
+    # (online_model.raw_frame_encoder); the training model augments before it
+    online: bool = False
 
     @property
     def standardize(self) -> bool:
@@ -59,13 +64,16 @@ class Trainer:
 
     def dataset(self, windows, training: bool, seed: int = 0, clock=None):
         """``(tf.data.Dataset, samples per epoch)`` of ``windows`` from the cache (``clock``: ``tfdata``)."""
-        common = {"training": training, "seed": seed, "balance": self.config.data.balance, "clock": clock}
+        data = self.config.data
+        common = {"training": training, "seed": seed, "balance": data.balance, "clock": clock}
+        common["balance_scale"] = data.balance_scale
         args = (self.cache.features, windows, len(self.classes), self.config.training.batch_size)
         if self.deduplicate:
-            dataset, count = make_deduplicated_dataset(*args, **common)
+            dataset, count = make_deduplicated_dataset(*args, groups=self.online, **common)
         else:
             dataset, count = make_dataset(*args, squeeze_time=self.config.model.head.single, **common)
-        return shard_by_data(dataset, self.strategy), count
+        dataset = shard_by_data(dataset, self.strategy)
+        return (prefetch_to_device(dataset) if self.online else dataset), count
 
     def new_model(self, train_windows) -> tuple[keras.Model, keras.Model]:
         """``(training model, head)``: a fresh head (standardized on ``train_windows`` only) on the cache.
@@ -94,14 +102,28 @@ class Trainer:
             )
             if self.compiled:
                 return self._reinitialized(head)
-            if self.deduplicate:
+            if self.online:  # a fresh augmentation layer per fold: its seed follows the fold's
+                augment = augmentation(self.config.data.flip, self.config.data.rotation)
+                model = online_model(head, self.suffix, augment, self.deduplicate)
+            elif self.deduplicate:
                 model = deduplicated(head, self.suffix, self.cache.feature_shape)
             else:
                 model = compose(head, self.suffix, self.cache.feature_shape)
         model = for_strategy(model, self.strategy)
+        jit = True if self.config.training.jit else "auto"
         with scope(self.strategy):
-            compile_model(model, self.config.training.lr)
-        if one_device(self.strategy):  # under a strategy every fold compiles its own (mirrored variables)
+            compile_model(model, self.config.training.lr, jit_compile=jit)
+        if jit is True and not model.jit_compile and self.config.out not in _JIT_WARNED:
+            _JIT_WARNED.add(self.config.out)
+            blocking = sorted({layer.name for layer in model._flatten_layers() if not layer.supports_jit})
+            log.warning(
+                "--jit: Keras compiles this model without XLA; layers it cannot jit-compile: %s "
+                "(an LSTM/GRU on a GPU uses cuDNN, which XLA cannot compile)",
+                ", ".join(blocking) or "none (TensorFlow op determinism is on in this process)",
+            )
+        # reused by later folds on one device; under a strategy (mirrored variables) and with online
+        # augmentation (its layer's seed state is outside the head) every fold compiles its own
+        if one_device(self.strategy) and not self.online:
             model.optimizer.build(model.trainable_variables)
             self.compiled.update(
                 model=model, head=head, optimizer_start=[np.array(v) for v in model.optimizer.variables]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mer_keras.config import RunConfig
 from mer_keras.models import FLOW_KINDS
+from mer_keras.presets import PAPER_BALANCE_SCALE
 
 
 def deviations(config: RunConfig, *, weights: dict, retrain_from, standardized: bool, variants) -> list:
@@ -53,11 +54,34 @@ def deviations(config: RunConfig, *, weights: dict, retrain_from, standardized: 
         found.append(f"recurrent cell {head.rnn.upper()} (--rnn {head.rnn}), not LSTM")
     if m.backbone == "tiny":
         found.append("tiny test backbone (1 block per stage, 1/16 width), not ResNet-50")
-    found.append(
-        "frame augmentation uses cached variants ("
-        + ", ".join(variants)
-        + ") drawn per sample, not fresh random rotations"
-    )
+    if d.augment == "online":
+        drawn = [
+            *(["flip"] if d.flip else []),
+            *([f"rotation within +-{d.rotation:g} degrees"] if d.rotation else []),
+        ]
+        per = "frame" if config.kind == "frame" else "window"
+        if config.kind != "frame" and m.deduplicate:
+            per = "clip of a batch (deduplicated batches: a clip's windows share their frames)"
+        found.append(
+            f"frame augmentation drawn at random in training ({' and '.join(drawn)}), one draw per {per}; "
+            "the paper gives no rotation angle"
+        )
+    else:
+        found.append(
+            "frame augmentation uses cached variants ("
+            + ", ".join(variants)
+            + ") drawn per sample, not fresh random rotations"
+        )
+    if config.kind == "frame" and (not d.balance or d.balance_scale != PAPER_BALANCE_SCALE):
+        found.append(
+            (
+                f"training frames balanced to {d.balance_scale:g}x the largest class"
+                if d.balance
+                else "no balancing"
+            )
+            + f"; Table 1 (AugI) brings every class to about {PAPER_BALANCE_SCALE:g}x the largest class's "
+            f"frames (--balance-scale {PAPER_BALANCE_SCALE:g})"
+        )
     if config.kind != "frame":
         found.append(
             "test clips: all windows, clip probability = mean of window probabilities "

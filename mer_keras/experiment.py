@@ -37,11 +37,14 @@ from mer_keras.fold_lock import LOCK
 from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
 from mer_keras.machine import library_versions, machine, package_commit
 from mer_keras.models import FLOW_KINDS
+from mer_keras.online_model import raw_frame_encoder
 from mer_keras.oracle import oracle_summary
 from mer_keras.pipeline.augment import variant_names
 from mer_keras.pipeline.feature_store import frames_digest
 from mer_keras.pipeline.frame_cache import build_frame_cache
+from mer_keras.pipeline.raw_frames import build_raw_frame_cache
 from mer_keras.pipeline.windows import balanced_indices, build_frame_table
+from mer_keras.presets import preset_record
 from mer_keras.protocols import make_folds
 from mer_keras.uncertainty import bootstrap_ci
 
@@ -118,7 +121,8 @@ def fold_counts(trainer: Trainer, folds) -> list:
                 "windows": windows.counts(classes),
             }
             if part == "train" and trainer.config.data.balance:
-                picked = balanced_indices(windows.labels, len(classes), np.random.default_rng(0))
+                scale = trainer.config.data.balance_scale
+                picked = balanced_indices(windows.labels, len(classes), np.random.default_rng(0), scale=scale)
                 entry[part]["windows_after_balancing"] = {
                     k: int(np.sum(windows.labels[picked] == i)) for i, k in enumerate(classes)
                 }
@@ -176,7 +180,8 @@ def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
     identity = run_identity(plan, folds, table, weights)
     if config.resume:
         check_same_data(out / "config.json", identity)
-    standardized = config.model.head.standardize and suffix is None
+    online = config.data.augment == "online"
+    standardized = config.model.head.standardize and suffix is None and not online
     found = deviations(
         config, weights=weights, retrain_from=retrain_from, standardized=standardized, variants=variants
     )
@@ -203,14 +208,25 @@ def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
         "short_clips": plan.short_report,
         "faces": face_record,
         "identity": identity,
+        "preset": preset_record(config),
         "deviations_from_paper": found,
         "distribute": describe_strategy(strategy, config.training),
     }
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})  # before the long caching
+    encoder = None
     if backbone is None:
         cache, record["flow"] = flow_frame_cache(
             plan.clips, config.data.flow_size, config.data.apex, progress=config.verbose > 0
         )
+    elif online:  # uint8 frames; the training model augments them, then runs the whole backbone
+        if suffix is None:
+            log.warning(
+                "--augment online with the whole backbone frozen (--retrain-from none): every training "
+                "step runs the frozen backbone on every frame it augments, which is slow; --augment "
+                "cached runs it once per frame and variant"
+            )
+        cache = build_raw_frame_cache(table, size, cache_dir=config.cache_dir, progress=config.verbose > 0)
+        encoder = raw_frame_encoder(prefix, suffix, size)
     else:
         cache = (frame_cache or build_frame_cache)(
             table,
@@ -221,8 +237,16 @@ def prepare_run(config: RunConfig, frame_cache=None) -> PreparedRun:
             weights=weights,
             progress=config.verbose > 0,
         )
-    suffix_weights = tuple(suffix.get_weights()) if suffix else ()
-    trainer = Trainer(config, plan.classes, cache, suffix, suffix_weights, strategy=strategy)
+    encoder = encoder or suffix
+    trainer = Trainer(
+        config,
+        plan.classes,
+        cache,
+        encoder,
+        tuple(encoder.get_weights()) if encoder else (),
+        strategy=strategy,
+        online=online,
+    )
     record.update({"frame_cache": cache.record(), "folds": fold_counts(trainer, folds)})
     write_json(out / "config.json", {"config": config.to_dict(), "record": record})
     return PreparedRun(out, plan, folds, backbone, trainer, record)

@@ -62,8 +62,16 @@ def _first_windows(trainer: Trainer, clips, count):
 
 
 def sample_inputs(trainer: Trainer, clips, count=4) -> np.ndarray:
-    """Raw float32 frames of the first window of up to ``count`` clips, as the exported model takes them."""
+    """Raw float32 frames of the first window of up to ``count`` clips, as the exported model takes them.
+
+    ``--augment online``: the frames of the raw uint8 cache the model trained on (interpolated frames
+    are rounded there), so the exported model sees the very pixels of its reference.
+    """
     size, table = trainer.config.data.image_size, trainer.cache.table
+    if trainer.online:
+        rows = _first_windows(trainer, clips, count)
+        windows = trainer.cache.frames(rows.ravel()).reshape(*rows.shape, size, size, 3)
+        return (windows[:, 0] if trainer.config.model.head.single else windows).astype(np.float32)
     windows = np.stack(
         [
             [load_frame(table.frames[r], size, table.face(r)) for r in rows]
@@ -81,7 +89,10 @@ def cached_inputs(trainer: Trainer, clips, count=4):
     if trainer.config.model.head.single:
         return features[:, 0]
     if trainer.deduplicate:  # every frame of every window, each its own distinct frame
-        return features.reshape(-1, *shape), np.arange(rows.size, dtype=np.int32).reshape(rows.shape)
+        index = np.arange(rows.size, dtype=np.int32).reshape(rows.shape)
+        if trainer.online:  # and its augmentation group (the identity at inference)
+            return features.reshape(-1, *shape), index, np.zeros(rows.size, np.int32)
+        return features.reshape(-1, *shape), index
     return features
 
 

@@ -14,6 +14,7 @@ import pytest
 # order, so starting with these lets the workers finish together instead of one running them alone.
 LONG_MODULES = (
     "test_experiments.py",
+    "test_paper_runs.py",
     "test_retraining_and_export.py",
     "test_resume.py",
     "test_trust.py",

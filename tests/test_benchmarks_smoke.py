@@ -86,3 +86,23 @@ def test_pipeline_reports_headroom_as_delivered_over_consumed(capsys):
 def test_benchmarks_reject_bad_options(bench, args):
     with pytest.raises(SystemExit):
         bench.main(args)
+
+
+@pytest.mark.slow
+def test_paper_preset_reports_the_pipeline_and_the_training_step_with_and_without_xla(capsys):
+    from benchmarks import paper_preset
+
+    argv = ["--image-size", "32", "--backbone", "tiny", "--batch", "4", "--n", "4", "--frames", "120"]
+    argv += ["--pipeline-batches", "3", "--steps", "1", "--rounds", "1", "--precisions", "float32", "--json"]
+    assert paper_preset.main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert out[0] == f"device: {result['device']}" and result["device"].startswith("CPU only")
+    (row,) = result["results"]
+    assert (row["image_size"], row["backbone"]) == (32, "tiny")
+    assert row["pipeline_window_frames_per_s"] > 0 and 4 <= row["distinct_frames_per_batch"] < 16
+    step = row["training_step"]["float32"]
+    from tensorflow.python.framework.config import is_op_determinism_enabled  # on: Keras compiles no XLA
+
+    assert step["clips_per_s"] > 0 and step["xla_clips_per_s"] > 0
+    assert step["xla_kept"] is not is_op_determinism_enabled()

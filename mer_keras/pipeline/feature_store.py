@@ -8,7 +8,8 @@ name and renamed last, so a partly written one is never read either; the tempora
 writer that died (its pid is in the name) is removed the next time the folder is used. Rows are
 written and read with ``os.pwrite``/``os.preadv`` (``DiskFeatures``), not through a memory map, so
 the features never count against the process's memory: only the rows of the batch in hand do.
-Every file is scanned for NaN/inf once when it is opened (see ``_non_finite_rows``).
+Every file is scanned for NaN/inf once when it is opened (see ``_non_finite_rows``). The raw uint8
+frames of ``--augment online`` (``raw_frames``) are kept the same way (``description["dtype"]``).
 """
 
 from __future__ import annotations
@@ -215,17 +216,17 @@ def cached_features(cache_dir, key, description, compute) -> np.ndarray:
             f"the folder is not writable ({error.strerror or error}) and these "
             "features are not cached there yet; pass a writable folder",
         ) from None
-    files = []
+    files, dtype = [], stored_dtype(description)
 
     def allocate(shape):
-        files.append(_RowWriter(temporary, shape))
+        files.append(_RowWriter(temporary, shape, dtype))
         return files[-1]
 
     try:
         compute(allocate)
         files[-1].close(sync=True)
         shape = files[-1].shape
-        bad, first = _non_finite_rows(temporary, files[-1].offset, shape)
+        bad, first = _non_finite_rows(temporary, files[-1].offset, shape, dtype)
         if bad:
             raise ValueError(
                 f"{final}: the computed features hold NaN/inf in {bad} of {shape[0] * shape[1]} "
@@ -251,12 +252,13 @@ def _read(path, description, scan=True) -> np.ndarray:
             f"{path}: unreadable feature cache ({error}); delete the file to recompute it."
         ) from error
     expected = (len(description["variants"]), description["frames"], *description["output_shape"])
-    if features.dtype != np.float32 or tuple(features.shape) != expected:
+    dtype = stored_dtype(description)
+    if features.dtype != dtype or tuple(features.shape) != expected:
         raise ValueError(
             f"{path}: feature cache holds {features.dtype} {tuple(features.shape)}, expected "
-            f"float32 {expected}; delete the file to recompute it."
+            f"{dtype} {expected}; delete the file to recompute it."
         )
-    bad, first = _non_finite_rows(path, int(features.offset), features.shape) if scan else (0, None)
+    bad, first = _non_finite_rows(path, int(features.offset), features.shape, dtype) if scan else (0, None)
     if bad:
         rows = features.shape[0] * features.shape[1]
         raise ValueError(
@@ -270,7 +272,12 @@ def _row_name(row: int, shape) -> str:
     return f"first: variant {row // shape[1]}, frame row {row % shape[1]}"
 
 
-def _non_finite_rows(path, offset: int, shape) -> tuple:
+def stored_dtype(description) -> np.dtype:
+    """The dtype a cache file holds: float32 features, or what ``description["dtype"]`` says (raw frames)."""
+    return np.dtype(description.get("dtype", "float32"))
+
+
+def _non_finite_rows(path, offset: int, shape, dtype=np.float32) -> tuple:
     """``(rows holding NaN/inf, first such row)`` of a ``(variants, frames, ...)`` float32 body at ``offset``.
 
     The file is read once, ``SCAN_BYTES`` at a time with ``os.preadv`` (no memory map: memory stays
@@ -282,7 +289,7 @@ def _non_finite_rows(path, offset: int, shape) -> tuple:
     variants, frames = int(shape[0]), int(shape[1])
     row_values = int(np.prod(shape[2:], dtype=np.int64))
     total = variants * frames
-    if not total * row_values:
+    if not total * row_values or not np.issubdtype(dtype, np.floating):  # integers are always finite
         return 0, None
     rows_per_read = max(1, SCAN_BYTES // (4 * row_values))
     buffer = np.empty((min(rows_per_read, total), row_values), np.float32)
@@ -308,19 +315,19 @@ def _non_finite_rows(path, offset: int, shape) -> tuple:
 
 
 class _RowWriter:
-    """``writer[v, start:stop] = rows`` into a new float32 ``.npy`` of ``shape``, with plain writes."""
+    """``writer[v, start:stop] = rows`` into a new ``.npy`` of ``shape`` and ``dtype``, with plain writes."""
 
-    def __init__(self, path, shape):
-        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)  # sparse body
+    def __init__(self, path, shape, dtype=np.float32):
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)  # sparse body
         self.offset = header.offset
         del header
-        self.shape = tuple(shape)
-        self.row_bytes = int(np.prod(self.shape[2:], dtype=np.int64)) * 4
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.shape[2:], dtype=np.int64)) * self.dtype.itemsize
         self.fd = os.open(path, os.O_WRONLY)
 
     def __setitem__(self, index, rows):
         variant, frames = index
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
         at = self.offset + (variant * self.shape[1] + frames.start) * self.row_bytes
         written = os.pwrite(self.fd, rows.tobytes(), at)
         if written != rows.nbytes:
@@ -339,16 +346,16 @@ class DiskFeatures:
 
     def __init__(self, array: np.memmap):
         self.path, self.offset = str(array.filename), int(array.offset)
-        self.shape = tuple(array.shape)
+        self.shape, self.dtype = tuple(array.shape), array.dtype
         self.row_shape = self.shape[2:]
-        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * 4
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def __repr__(self):
         return f"DiskFeatures({self.path}, shape={self.shape})"
 
     def read(self, variants, rows) -> np.ndarray:
-        """float32 ``(*rows.shape, *row_shape)``: row ``rows[i]`` of variant ``variants[i]``, read once."""
+        """``(*rows.shape, *row_shape)`` in the file's dtype: row ``rows[i]`` of variant ``variants[i]``."""
         variants, rows = np.asarray(variants, np.int64), np.asarray(rows, np.int64)
         for name, values, bound in (("variant", variants, self.shape[0]), ("row", rows, self.shape[1])):
             if values.size and (values.min() < 0 or values.max() >= bound):
@@ -358,7 +365,7 @@ class DiskFeatures:
                 )
         flat = np.broadcast_to(variants, rows.shape).ravel() * self.shape[1] + rows.ravel()
         distinct, inverse = np.unique(flat, return_inverse=True)
-        out = np.empty((len(distinct), *self.row_shape), np.float32)
+        out = np.empty((len(distinct), *self.row_shape), self.dtype)
         for i, index in enumerate(distinct):
             got = os.preadv(
                 self._fd, [memoryview(out[i]).cast("B")], self.offset + int(index) * self.row_bytes

@@ -104,9 +104,10 @@ class FrameCache:
     nbytes: int
     storage: str  # "memory", or the folder of the on-disk file
     seconds: float
+    dtype: str = "float32"  # uint8 for the raw frames of --augment online (pipeline.raw_frames)
 
     def frames(self, rows) -> np.ndarray:
-        """The identity-variant features of frame ``rows`` as a NumPy array."""
+        """The identity-variant features (raw cache: uint8 frames) of frame ``rows`` as a NumPy array."""
         rows = np.asarray(rows)
         if isinstance(self.features, DiskFeatures):
             return self.features.read(np.zeros_like(rows), rows)
@@ -122,6 +123,7 @@ class FrameCache:
             "seconds": round(self.seconds, 1),
             "bytes": self.nbytes,
             "storage": self.storage,
+            "dtype": self.dtype,
         }
 
 

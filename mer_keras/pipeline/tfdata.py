@@ -1,7 +1,7 @@
 """tf.data pipelines over cached features: balanced, shuffled training windows and plain test windows.
 
 Features are a ``(variants, frames, ...)`` array in memory, or a ``DiskFeatures`` whose rows are
-read from the on-disk cache batch by batch.
+read from the on-disk cache batch by batch; for ``--augment online`` they are uint8 frames.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def frame_gather(features):
     if isinstance(features, DiskFeatures):
 
         def gather(variant, rows):
-            x = tf.numpy_function(features.read, [variant, rows], tf.float32, stateful=False)
+            x = tf.numpy_function(features.read, [variant, rows], tf.as_dtype(features.dtype), stateful=False)
             return tf.ensure_shape(x, rows.shape.concatenate(features.row_shape))
 
         return gather, features.shape
@@ -76,6 +76,7 @@ def make_dataset(
     balance: bool = True,
     squeeze_time: bool = False,
     clock=None,
+    balance_scale: float = 1.0,
 ):
     """Batches of ``(x, one-hot y)`` from a cached feature array ``(variants, frames, ...)``.
 
@@ -98,12 +99,18 @@ def make_dataset(
         return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), len(ids)
     clock = clock or EpochClock()
     count = (
-        len(balanced_indices(windows.labels, num_classes, _epoch_rng(seed, 0))) if balance else len(windows)
+        len(balanced_indices(windows.labels, num_classes, _epoch_rng(seed, 0), scale=balance_scale))
+        if balance
+        else len(windows)
     )
 
     def generate():  # one epoch: its order and variant draws depend on (seed, epoch) only
         rng = _epoch_rng(seed, clock.next_pass())
-        ids = balanced_indices(windows.labels, num_classes, rng) if balance else np.arange(len(windows))
+        ids = (
+            balanced_indices(windows.labels, num_classes, rng, scale=balance_scale)
+            if balance
+            else np.arange(len(windows))
+        )
         ids = rng.permutation(ids).astype(np.int32)
         draws = rng.integers(0, 2**31 - 1, size=len(ids))
         for start in range(0, len(ids), batch_size):
@@ -123,6 +130,7 @@ def _grouped_order(
     training: bool,
     balance: bool,
     rng: np.random.Generator,
+    balance_scale: float = 1.0,
 ):
     """One epoch of ``(window ids, variant ids)`` ordered clip by clip, so a batch spans few clips.
 
@@ -133,7 +141,11 @@ def _grouped_order(
     if not training:
         ids = np.arange(len(windows), dtype=np.int32)
         return ids, np.zeros_like(ids)
-    ids = balanced_indices(windows.labels, num_classes, rng) if balance else np.arange(len(windows))
+    ids = (
+        balanced_indices(windows.labels, num_classes, rng, scale=balance_scale)
+        if balance
+        else np.arange(len(windows))
+    )
     clip_order = rng.permutation(np.unique(windows.clip_index))
     rank = np.empty(clip_order.max() + 1, np.int64)
     rank[clip_order] = np.arange(len(clip_order))
@@ -153,30 +165,30 @@ def make_deduplicated_dataset(
     seed: int = 0,
     balance: bool = True,
     clock=None,
+    balance_scale: float = 1.0,
+    groups: bool = False,
 ):
     """Batches of ``((distinct frames, index), one-hot y)`` for models that encode each frame once.
 
     Consecutive batches walk through the clips in an order redrawn every epoch, so a batch holds
     overlapping windows of two or three clips that share most of their frames, and the trainable encoder runs
     once per distinct frame instead of once per window position. Returns ``(dataset, sample_count)``.
+    ``groups``: inputs are ``(frames, index, group)``, ``group`` numbering the clip (0, 1, ...) of each
+    distinct frame, so an augmentation can draw once per clip of the batch and keep frames shared.
     """
     if len(windows) == 0:
         raise ValueError("No windows to make a dataset from.")
     gather, shape = frame_gather(features)
     variants, frames_per_variant = shape[0], shape[1]
     rows, labels = tf.constant(windows.rows), tf.constant(windows.labels)
+    clip_index = tf.constant(windows.clip_index)
     clock = clock or EpochClock()
-    count = len(
-        _grouped_order(
-            windows, num_classes, variants, training=training, balance=balance, rng=_epoch_rng(seed, 0)
-        )[0]
-    )
+    order = {"training": training, "balance": balance, "balance_scale": balance_scale}
+    count = len(_grouped_order(windows, num_classes, variants, rng=_epoch_rng(seed, 0), **order)[0])
 
     def generate():  # called again every epoch: a new order from (seed, epoch), same number of batches
         epoch = clock.next_pass() if training else 0
-        ids, variant = _grouped_order(
-            windows, num_classes, variants, training=training, balance=balance, rng=_epoch_rng(seed, epoch)
-        )
+        ids, variant = _grouped_order(windows, num_classes, variants, rng=_epoch_rng(seed, epoch), **order)
         for start in range(0, len(ids), batch_size):
             yield ids[start : start + batch_size], variant[start : start + batch_size]
 
@@ -186,9 +198,28 @@ def make_deduplicated_dataset(
         distinct, index = tf.unique(tf.reshape(keys, [-1]))
         frames = gather(distinct // frames_per_variant, distinct % frames_per_variant)
         inputs = (frames, tf.reshape(index, tf.shape(window_rows)))
+        if groups:  # a frame row belongs to one clip: its clip, renumbered 0.. within the batch
+            clip_of_position = tf.broadcast_to(tf.gather(clip_index, ids)[:, None], tf.shape(window_rows))
+            clip = tf.math.unsorted_segment_max(tf.reshape(clip_of_position, [-1]), index, tf.size(distinct))
+            inputs = (*inputs, tf.unique(clip)[1])
         return inputs, tf.one_hot(tf.gather(labels, ids), num_classes)
 
     spec = tf.TensorSpec((None,), tf.int32)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), count
+
+
+def prefetch_to_device(dataset, device=None):
+    """``dataset`` prefetched into the memory of ``device`` (default: the first GPU, if one is seen).
+
+    Unchanged without a GPU, or inside a tf.distribute strategy, whose distributed datasets fetch
+    to their devices themselves. The raw uint8 frames of ``--augment online`` are what this is for:
+    a quarter of the bytes of float32, copied while the previous step runs.
+    """
+    if device is None:
+        gpus = tf.config.list_logical_devices("GPU")
+        if not gpus or tf.distribute.has_strategy():
+            return dataset
+        device = gpus[0].name
+    return dataset.apply(tf.data.experimental.prefetch_to_device(device))
