@@ -11,7 +11,7 @@ import sys
 
 import tensorflow as tf
 
-from mer_keras.config import PRECISIONS, SHORT_CLIP_POLICIES, ConfigError, RunConfig
+from mer_keras.config import EXECUTORS, PRECISIONS, SHORT_CLIP_POLICIES, ConfigError, RunConfig
 from mer_keras.datasets.registry import LOADERS
 from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES
 from mer_keras.flow.apex import APEX_ESTIMATES
@@ -67,7 +67,32 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     else:
         _backbone_model_options(model, experiment)
     _training_options(p.add_argument_group("training"), experiment, flow)
+    _execution_options(p.add_argument_group("execution"))
     return p
+
+
+def _execution_options(execution):
+    execution.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where the folds train: local = one after the other in this process; ray = one Ray task "
+        "per fold, in parallel, on this machine or a Ray cluster (pip install mer_keras[cluster]); "
+        "same results either way",
+    )
+    execution.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="--executor ray: the Ray cluster to use (auto: the one started on this machine by "
+        "`ray start`); default: a Ray started here with this machine's cores",
+    )
+    execution.add_argument(
+        "--cpus-per-fold",
+        type=int,
+        default=1,
+        help="--executor ray: CPUs reserved for each fold's task (folds at once = the cluster's CPUs / this)",
+    )
 
 
 def _data_options(data, experiment, flow):

@@ -23,6 +23,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 PROTOCOLS = ("kfold", "loso")
 BACKBONES = ("resnet50", "tiny", "none")
 SYNTHETIC = "synthetic"
+EXECUTORS = ("local", "ray")  # where the folds run: in this process one after the other, or as Ray tasks
 PATTERN = {
     "frame": "VGGFace2 (frames)",
     "lstm": "3-Layer-{rnn}",
@@ -169,9 +170,22 @@ class RunConfig:
     resume: bool = False
     verbose: int = 2
     only_folds: tuple | None = None  # --only-folds: the folds this invocation trains (None: all)
+    executor: str = "local"  # --executor: folds one after the other here, or as Ray tasks (executors.py)
+    ray_address: str | None = None  # --ray-address: auto or HOST:PORT; None: a local Ray on this machine
+    cpus_per_fold: int = 1  # --cpus-per-fold: the CPUs Ray reserves for one fold's task
 
     # what may differ between a run and its --resume: where and how loudly it runs, not what it computes
-    NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose", "only_folds")
+    NOT_IDENTITY = (
+        "out",
+        "final",
+        "cache_dir",
+        "resume",
+        "verbose",
+        "only_folds",
+        "executor",
+        "ray_address",
+        "cpus_per_fold",
+    )
 
     def __post_init__(self):
         _check(
@@ -190,6 +204,21 @@ class RunConfig:
         if self.kind in FLOW_KINDS and self.data.face != "none":
             raise ConfigError(
                 f"{self.experiment} computes its flow on whole frames. Received: --face {self.data.face}"
+            )
+        _check(self.executor in EXECUTORS, "--executor", self.executor, f"one of {EXECUTORS}")
+        _check(self.cpus_per_fold >= 1, "--cpus-per-fold", self.cpus_per_fold, ">= 1")
+        if self.ray_address is not None:
+            if self.executor != "ray":
+                raise ConfigError(
+                    f"--ray-address needs --executor ray. Received: --ray-address {self.ray_address} "
+                    f"--executor {self.executor}"
+                )
+            host, _, port = self.ray_address.rpartition(":")
+            _check(
+                self.ray_address == "auto" or (host and port.isdigit()),
+                "--ray-address",
+                self.ray_address,
+                "auto or HOST:PORT (e.g. 10.0.0.1:6379)",
             )
         if self.only_folds is not None:
             object.__setattr__(self, "only_folds", tuple(self.only_folds))  # config.json gives a list
@@ -340,6 +369,9 @@ class RunConfig:
             resume=o["resume"],
             verbose=o["verbose"],
             only_folds=o.get("only_folds"),
+            executor=o.get("executor", "local"),
+            ray_address=o.get("ray_address"),
+            cpus_per_fold=o.get("cpus_per_fold", 1),
         )
 
 

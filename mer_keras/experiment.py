@@ -28,6 +28,7 @@ from mer_keras.config import ConfigError, RunConfig, check_only_folds
 from mer_keras.crossval import DONE, Trainer, cross_validate
 from mer_keras.dataset_plan import DatasetPlan, find_faces, plan_dataset
 from mer_keras.deviations import deviations
+from mer_keras.executors import fold_executor
 from mer_keras.files import read_json, write_json
 from mer_keras.final_model import train_final
 from mer_keras.flow import flow_frame_cache
@@ -261,9 +262,10 @@ def run_experiment(config: RunConfig, callbacks=()) -> dict:
     ``callbacks`` are extra Keras callbacks for every fit (e.g. to stop a run in a test).
     """
     started = time.perf_counter()
+    executor = fold_executor(config)  # before the caching: a missing Ray or a bad address fails at once
     run = prepare_run(config)
     done_before = {f.index for f in run.folds if (run.out / f"fold_{f.index}" / DONE).exists()}
-    results = cross_validate(run.trainer, run.folds, run.out, callbacks, only=config.only_folds)
+    results = executor(run, callbacks, only=config.only_folds)
     asked = [f.index for f in run.folds if config.only_folds is None or f.index in config.only_folds]
     finished = [f.index for f, r in zip(run.folds, results) if r is not None]
     missing = [f.index for f, r in zip(run.folds, results) if r is None]

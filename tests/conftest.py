@@ -16,6 +16,7 @@ LONG_MODULES = (
     "test_experiments.py",
     "test_retraining_and_export.py",
     "test_resume.py",
+    "test_ray_executor.py",
     "test_trust.py",
     "test_only_folds.py",
     "test_gradcam_run.py",
