@@ -12,7 +12,15 @@ import sys
 
 import tensorflow as tf
 
-from mer_keras.config import AUGMENTS, PRECISIONS, SHORT_CLIP_POLICIES, STRATEGIES, ConfigError, RunConfig
+from mer_keras.config import (
+    AUGMENTS,
+    EXECUTORS,
+    PRECISIONS,
+    SHORT_CLIP_POLICIES,
+    STRATEGIES,
+    ConfigError,
+    RunConfig,
+)
 from mer_keras.datasets.registry import LOADERS
 from mer_keras.distribute import tf_config, worker_config
 from mer_keras.faces import DEFAULT_MARGIN, FACE_MODES
@@ -80,7 +88,32 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     else:
         _backbone_model_options(model, experiment)
     _training_options(p.add_argument_group("training"), experiment, flow)
+    _execution_options(p.add_argument_group("execution"))
     return p
+
+
+def _execution_options(execution):
+    execution.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where the folds train: local = one after the other in this process; ray = one Ray task "
+        "per fold, in parallel, on this machine or a Ray cluster (pip install mer_keras[cluster]); "
+        "same results either way",
+    )
+    execution.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="--executor ray: the Ray cluster to use (auto: the one started on this machine by "
+        "`ray start`); default: a Ray started here with this machine's cores",
+    )
+    execution.add_argument(
+        "--cpus-per-fold",
+        type=int,
+        default=1,
+        help="--executor ray: CPUs reserved for each fold's task (folds at once = the cluster's CPUs / this)",
+    )
 
 
 def _data_options(data, experiment, flow):

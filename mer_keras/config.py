@@ -26,6 +26,7 @@ STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute data paralleli
 BACKBONES = ("resnet50", "tiny", "none")
 AUGMENTS = ("cached", "online")  # flip/rotation as cached variants of frozen features, or drawn per step
 SYNTHETIC = "synthetic"
+EXECUTORS = ("local", "ray")  # where the folds run: in this process one after the other, or as Ray tasks
 PATTERN = {
     "frame": "VGGFace2 (frames)",
     "lstm": "3-Layer-{rnn}",
@@ -198,9 +199,23 @@ class RunConfig:
     verbose: int = 2
     only_folds: tuple | None = None  # --only-folds: the folds this invocation trains (None: all)
     preset: str = "fast"  # --preset: where the defaults came from (the options themselves are identity)
+    executor: str = "local"  # --executor: folds one after the other here, or as Ray tasks (executors.py)
+    ray_address: str | None = None  # --ray-address: auto or HOST:PORT; None: a local Ray on this machine
+    cpus_per_fold: int = 1  # --cpus-per-fold: the CPUs Ray reserves for one fold's task
 
     # what may differ between a run and its --resume: where and how loudly it runs, not what it computes
-    NOT_IDENTITY = ("out", "final", "cache_dir", "resume", "verbose", "only_folds", "preset")
+    NOT_IDENTITY = (
+        "out",
+        "final",
+        "cache_dir",
+        "resume",
+        "verbose",
+        "only_folds",
+        "executor",
+        "ray_address",
+        "cpus_per_fold",
+        "preset",
+    )
 
     def __post_init__(self):
         _check(
@@ -239,6 +254,27 @@ class RunConfig:
                 "--jit cannot compile --augment online: its training model holds WindowAugmentation, whose "
                 "image warp (ImageProjectiveTransformV3) has no XLA kernel, and Keras then compiles none of "
                 "the model. Drop --jit, or use --augment cached. Received: --jit --augment online"
+            )
+        _check(self.executor in EXECUTORS, "--executor", self.executor, f"one of {EXECUTORS}")
+        _check(self.cpus_per_fold >= 1, "--cpus-per-fold", self.cpus_per_fold, ">= 1")
+        if self.ray_address is not None:
+            if self.executor != "ray":
+                raise ConfigError(
+                    f"--ray-address needs --executor ray. Received: --ray-address {self.ray_address} "
+                    f"--executor {self.executor}"
+                )
+            host, _, port = self.ray_address.rpartition(":")
+            _check(
+                self.ray_address == "auto" or (host and port.isdigit()),
+                "--ray-address",
+                self.ray_address,
+                "auto or HOST:PORT (e.g. 10.0.0.1:6379)",
+            )
+        if self.executor == "ray" and (self.training.strategy != "none" or self.data.augment == "online"):
+            raise ConfigError(
+                "--executor ray trains each fold in a worker on one device, from cached features: not with "
+                f"--strategy {self.training.strategy} or --augment {self.data.augment}. Received: "
+                f"--executor ray --strategy {self.training.strategy} --augment {self.data.augment}"
             )
         if self.only_folds is not None:
             object.__setattr__(self, "only_folds", tuple(self.only_folds))  # config.json gives a list
@@ -394,6 +430,9 @@ class RunConfig:
             verbose=o["verbose"],
             only_folds=o.get("only_folds"),
             preset=o.get("preset", "fast"),
+            executor=o.get("executor", "local"),
+            ray_address=o.get("ray_address"),
+            cpus_per_fold=o.get("cpus_per_fold", 1),
         )
 
 

@@ -290,12 +290,13 @@ def run_fold(trainer: Trainer, fold, out, callbacks=()) -> FoldResult | None:
         return None
     try:
         done = finished(out, fold)  # finished by another process between the check and the lock
-        return done if done is not None else _train_fold(trainer, fold, folder, callbacks)
+        return done if done is not None else train_fold(trainer, fold, folder, callbacks)
     finally:
         release(lock)
 
 
-def _train_fold(trainer: Trainer, fold, folder: Path, callbacks) -> FoldResult:
+def train_fold(trainer: Trainer, fold, folder: Path, callbacks=()) -> FoldResult:
+    """Train and test ``fold`` into ``folder`` (``fold_K/``); the caller holds the fold's lock."""
     started = time.perf_counter()
     callbacks = list(callbacks)
     if trainer.config.training.oracle:  # scored for the report only; selection stays on validation subjects

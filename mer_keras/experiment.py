@@ -30,6 +30,7 @@ from mer_keras.dataset_plan import DatasetPlan, find_faces, plan_dataset
 from mer_keras.deviations import deviations
 from mer_keras.distribute import describe as describe_strategy
 from mer_keras.distribute import discard_worker_folder, make_strategy, worker_config
+from mer_keras.executors import fold_executor
 from mer_keras.files import read_json, write_json
 from mer_keras.final_model import train_final
 from mer_keras.flow import flow_frame_cache
@@ -297,9 +298,10 @@ def run_experiment(config: RunConfig, callbacks=(), frame_cache=None) -> dict:
     ``frame_cache``: see ``prepare_run``.
     """
     started = time.perf_counter()
+    executor = fold_executor(config)  # before the caching: a missing Ray or a bad address fails at once
     run = prepare_run(config, frame_cache)
     done_before = {f.index for f in run.folds if (run.out / f"fold_{f.index}" / DONE).exists()}
-    results = cross_validate(run.trainer, run.folds, run.out, callbacks, only=config.only_folds)
+    results = executor(run, callbacks, only=config.only_folds)
     asked = [f.index for f in run.folds if config.only_folds is None or f.index in config.only_folds]
     finished = [f.index for f, r in zip(run.folds, results) if r is not None]
     missing = [f.index for f, r in zip(run.folds, results) if r is None]

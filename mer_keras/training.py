@@ -61,7 +61,7 @@ def _check_backup(folder: Path) -> None:
 
 
 def _best_logged(history_csv: Path, monitor: str):
-    if not history_csv.exists():
+    if not history_csv.exists() or history_csv.stat().st_size == 0:  # killed before its first epoch ended
         return None
     values = read_history(history_csv).get(monitor, pd.Series(dtype=float)).to_numpy(float)
     values = values[np.isfinite(values)]

@@ -17,6 +17,7 @@ LONG_MODULES = (
     "test_paper_runs.py",
     "test_retraining_and_export.py",
     "test_resume.py",
+    "test_ray_executor.py",
     "test_trust.py",
     "test_only_folds.py",
     "test_sweep.py",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import pipeline, train_throughput
+from benchmarks import pipeline, ray_folds, train_throughput
 
 
 def _last_json(capsys):
@@ -81,6 +81,8 @@ def test_pipeline_reports_headroom_as_delivered_over_consumed(capsys):
         (pipeline, ["--frames", "9", "--n", "5"]),
         (pipeline, ["--repeats", "0"]),
         (pipeline, ["--map-size", "-1"]),
+        (ray_folds, ["--folds", "1"]),
+        (ray_folds, ["--epochs", "0"]),
     ],
 )
 def test_benchmarks_reject_bad_options(bench, args):

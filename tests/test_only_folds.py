@@ -122,7 +122,7 @@ def test_a_fold_lock_is_released_when_training_fails(tmp_path, monkeypatch):
         assert (folder / "train.lock").exists()  # held while training
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(crossval, "_train_fold", fails)
+    monkeypatch.setattr(crossval, "train_fold", fails)
     with pytest.raises(RuntimeError, match="out of memory"):
         crossval.run_fold(None, SimpleNamespace(index=3), tmp_path)
     assert not (tmp_path / "fold_3" / "train.lock").exists()

@@ -224,10 +224,11 @@ def test_sigkill_and_resume_give_the_uninterrupted_run(tiny_smic, whole, tmp_pat
         pd.testing.assert_frame_equal(*histories)
 
 
-def test_a_fold_killed_in_its_first_epoch_has_an_empty_history(tmp_path):
+def test_a_fit_killed_in_its_first_epoch_leaves_a_history_resume_reads(tmp_path):
     from mer_keras.training import _best_logged, read_history
 
-    history = tmp_path / "history.csv"
-    history.write_text("")  # CSVLogger opened it, the kill came before the first epoch ended
-    assert read_history(history).empty
-    assert _best_logged(history, "val_loss") is None
+    (tmp_path / "history.csv").write_text("")  # CSVLogger opened it, no epoch ended
+    assert read_history(tmp_path / "history.csv").empty
+    assert _best_logged(tmp_path / "history.csv", "val_loss") is None
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,1.5,1.25\n1,1.0,NA\n")
+    assert _best_logged(tmp_path / "history.csv", "val_loss") == 1.25
