@@ -50,14 +50,22 @@ def physical_memory():
         return None
 
 
-def choose_storage(cache_dir, nbytes: int):
-    """Where features of ``nbytes`` go: ``cache_dir`` if given, else memory (None) unless they would
-    take more than ``MEMORY_SHARE`` of the machine's memory; then ``<user cache>/features``."""
+def choose_storage(cache_dir, nbytes: int, what: str = "frozen features"):
+    """Where ``what`` of ``nbytes`` go: ``cache_dir`` if given, else memory (None) unless they would
+    take more than ``MEMORY_SHARE`` of the machine's memory; then ``<user cache>/features`` (said once)."""
     if cache_dir is not None:
         return Path(cache_dir)
     memory = physical_memory()
     if memory and nbytes > MEMORY_SHARE * memory:
-        return user_cache_base() / "features"
+        folder = user_cache_base() / "features"
+        log.warning(
+            "%s of %.1f GB would take over a quarter of this machine's memory: kept on disk in %s "
+            "(--cache-dir chooses the folder)",
+            what,
+            nbytes / 1e9,
+            folder,
+        )
+        return folder
     return None
 
 

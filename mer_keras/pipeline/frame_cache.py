@@ -7,7 +7,6 @@ where it would take too much memory; see ``feature_store``).
 
 from __future__ import annotations
 
-import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from mer_keras.faces import apply_face
 from mer_keras.pipeline.augment import apply_variant
 from mer_keras.pipeline.feature_store import DiskFeatures, cache_key, cached_features, choose_storage
 from mer_keras.pipeline.windows import FrameTable
-
-log = logging.getLogger("mer_keras")
 
 
 def load_frame(key, size, face=None) -> np.ndarray:
@@ -137,13 +134,6 @@ def build_frame_cache(
     """
     nbytes = 4 * len(variants) * len(table) * int(np.prod(encoder.outputs[0].shape[1:]))
     folder = choose_storage(cache_dir, nbytes)
-    if folder is not None and cache_dir is None:
-        log.warning(
-            "frozen features of %.1f GB would take over a quarter of this machine's memory: "
-            "kept on disk in %s (--cache-dir chooses the folder)",
-            nbytes / 1e9,
-            folder,
-        )
     started = time.perf_counter()
     features = compute_features(
         encoder, table, size, variants, batch_size=32, progress=progress, cache_dir=folder, weights=weights

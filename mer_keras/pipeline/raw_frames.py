@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,6 @@ from mer_keras.pipeline.feature_store import (
 from mer_keras.pipeline.frame_cache import FrameCache, load_frame
 from mer_keras.pipeline.windows import FrameTable
 
-log = logging.getLogger("mer_keras")
 CHUNK = 64  # frames decoded per task
 
 
@@ -83,14 +81,7 @@ def build_raw_frame_cache(table: FrameTable, size: int, *, cache_dir=None, progr
     if len(table) == 0:
         raise ValueError("The frame table is empty: no frames to decode.")
     nbytes = len(table) * size * size * 3
-    folder = choose_storage(cache_dir, nbytes)
-    if folder is not None and cache_dir is None:
-        log.warning(
-            "raw frames of %.1f GB would take over a quarter of this machine's memory: kept on disk in %s "
-            "(--cache-dir chooses the folder)",
-            nbytes / 1e9,
-            folder,
-        )
+    folder = choose_storage(cache_dir, nbytes, "raw frames")
     started = time.perf_counter()
     if folder is None:
         frames = _decode_all(table, size, lambda shape: np.empty(shape, np.uint8), progress)
