@@ -1,6 +1,6 @@
 """Wall time of one k-fold Exp-II run with ``--executor local`` and with ``--executor ray`` on this machine.
 
-    python -m benchmarks.ray_folds [--backbone resnet50] [--image-size 112] [--n 13] [--epochs 10]
+    python -m benchmarks.ray_folds [--backbone tiny] [--image-size 112] [--n 13] [--epochs 10]
                                    [--folds 5] [--cpus-per-fold 1] [--ray-address ADDR] [--json]
 
 The defaults are ``make demo``'s settings (synthetic data). The frozen features are computed once
@@ -105,7 +105,7 @@ def main(argv=None):
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="synthetic", help="dataset folder or 'synthetic'")
-    parser.add_argument("--backbone", choices=("resnet50", "tiny"), default="resnet50")
+    parser.add_argument("--backbone", choices=("resnet50", "tiny"), default="tiny")
     parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument("--n", type=int, default=13, help="window length")
     parser.add_argument("--epochs", type=int, default=10)
