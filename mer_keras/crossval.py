@@ -100,7 +100,7 @@ class Trainer:
                 self.config.n,
                 standardize_on=standardize_on,
             )
-            if self.compiled:
+            if self._reusable():
                 return self._reinitialized(head)
             if self.online:  # a fresh augmentation layer per fold: its seed follows the fold's
                 augment = augmentation(self.config.data.flip, self.config.data.rotation)
@@ -126,9 +126,20 @@ class Trainer:
         if one_device(self.strategy) and not self.online:
             model.optimizer.build(model.trainable_variables)
             self.compiled.update(
-                model=model, head=head, optimizer_start=[np.array(v) for v in model.optimizer.variables]
+                owner=self._owner(),
+                model=model,
+                head=head,
+                optimizer_start=[np.array(v) for v in model.optimizer.variables],
             )
         return model, head
+
+    def _owner(self) -> tuple:
+        return (self.config, self.suffix, self.strategy, self.online)
+
+    def _reusable(self) -> bool:
+        """Whether ``compiled`` holds this trainer's model (``dataclasses.replace`` shares the dict)."""
+        owner = self.compiled.get("owner")
+        return owner is not None and all(a is b or a == b for a, b in zip(owner, self._owner(), strict=True))
 
     def _reinitialized(self, head) -> tuple[keras.Model, keras.Model]:
         """The compiled model, its head's variables (weights, statistics, seed states) taken from ``head``."""
