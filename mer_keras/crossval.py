@@ -184,18 +184,27 @@ class Trainer:
 
     def predict(self, model, clips, fold=None) -> pd.DataFrame:
         """One row per clip: clip, subject, true, predicted, ``p_<class>`` (mean over its windows), fold."""
+        return self.predictor(clips, fold)(model)
+
+    def predictor(self, clips, fold=None):
+        """``predict(model)`` of ``clips`` (see ``predict``), their windows and pipeline made once:
+        a fold's test clips are predicted after every epoch for the oracle, then once more."""
         windows = self.windows(clips)
-        with scope(self.strategy):
-            probs = model.predict(self.dataset(windows, False)[0], verbose=0)
-        table = clip_probabilities(
-            probs, [clips[i].key for i in windows.clip_index], self.classes, where=f"fold {fold}"
-        )
+        data = self.dataset(windows, False)[0]
         by_key = {c.key: c for c in clips}
-        table.insert(1, "subject", [by_key[k].subject for k in table["clip"]])
-        table.insert(2, "true", [by_key[k].label for k in table["clip"]])
-        if fold is not None:
-            table["fold"] = fold
-        return table
+        window_clips = [clips[i].key for i in windows.clip_index]
+
+        def predict(model) -> pd.DataFrame:
+            with scope(self.strategy):
+                probs = model.predict(data, verbose=0)
+            table = clip_probabilities(probs, window_clips, self.classes, where=f"fold {fold}")
+            table.insert(1, "subject", [by_key[k].subject for k in table["clip"]])
+            table.insert(2, "true", [by_key[k].label for k in table["clip"]])
+            if fold is not None:
+                table["fold"] = fold
+            return table
+
+        return predict
 
 
 def clip_probabilities(window_probs, window_clips, classes, where="predictions") -> pd.DataFrame:
@@ -310,16 +319,13 @@ def train_fold(trainer: Trainer, fold, folder: Path, callbacks=()) -> FoldResult
     """Train and test ``fold`` into ``folder`` (``fold_K/``); the caller holds the fold's lock."""
     started = time.perf_counter()
     callbacks = list(callbacks)
+    predict = trainer.predictor(list(fold.test), fold.index)
     if trainer.config.training.oracle:  # scored for the report only; selection stays on validation subjects
-        callbacks.append(
-            EpochPredictions(
-                lambda model: trainer.predict(model, list(fold.test), fold.index), folder / EPOCH_PREDICTIONS
-            )
-        )
+        callbacks.append(EpochPredictions(predict, folder / EPOCH_PREDICTIONS))
     model, _, history, samples = trainer.train(
         fold.train, fold.validation, folder, trainer.config.protocol.seed + fold.index, callbacks
     )
-    predictions = trainer.predict(model, list(fold.test), fold.index)
+    predictions = predict(model)
     scores = metrics.clip_metrics(
         predictions["true"].tolist(), predictions["predicted"].tolist(), trainer.classes
     )
