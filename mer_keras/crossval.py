@@ -154,8 +154,9 @@ class Trainer:
             variable.assign(start)
         return model, compiled_head
 
-    def train(self, train_clips, validation_clips, folder, seed: int, callbacks=()):
-        """``(model, head, history, samples)``: fitted on ``train_clips``, selected on ``validation_clips``.
+    def train(self, train_clips, validation_clips, folder, seed: int, callbacks=(), epochs=None):
+        """``(model, head, history, samples)``: fitted on ``train_clips``, selected on ``validation_clips``
+        (none: the last of ``epochs``, default ``--epochs``).
 
         Everything random in the fit derives from ``seed`` and the epoch (initial weights, dropout,
         batches), so a fold resumed in another process continues exactly where it stopped.
@@ -175,7 +176,7 @@ class Trainer:
                 train_data,
                 validation,
                 folder,
-                epochs=t.epochs,
+                epochs=t.epochs if epochs is None else epochs,
                 early_stopping=t.early_stopping,
                 verbose=self.config.verbose,
                 callbacks=callbacks,

@@ -32,7 +32,7 @@ from mer_keras.distribute import describe as describe_strategy
 from mer_keras.distribute import discard_worker_folder, make_strategy, worker_config
 from mer_keras.executors import fold_executor
 from mer_keras.files import read_json, write_json
-from mer_keras.final_model import train_final
+from mer_keras.final_model import final_epochs, train_final
 from mer_keras.flow import flow_frame_cache
 from mer_keras.fold_lock import LOCK
 from mer_keras.gradcam.sweep import choose_layer, choose_retrain_layer, describe_regions
@@ -335,7 +335,9 @@ def finish_run(config: RunConfig, run: PreparedRun, results, started: float, cal
     )
     summary["oracle"] = oracle_summary(results, plan.classes)
     summary["export"] = (
-        train_final(trainer, plan.clips, run.backbone, out, callbacks) if config.final else None
+        train_final(trainer, plan.clips, run.backbone, out, final_epochs(results), callbacks)
+        if config.final
+        else None
     )
     summary["data_number"] = int(sum(len(trainer.windows([c])) for c in plan.clips))
     summary["seconds"] = round(time.perf_counter() - started, 1)

@@ -1,5 +1,8 @@
 """The final model: trained on all subjects, exported with the whole backbone in front (raw RGB frames in).
 
+It trains for as many epochs as validation selected in the folds (their median, rounded up), with
+no subject held out: the folds already chose the budget on their own training subjects, so every
+subject goes into the model a user runs on new recordings.
 The exported model is composed from the trained head and the backbone (whose trainable suffix is
 the one just trained): the same layer objects, so nothing is copied. ``export.json`` records how
 closely the SavedModel answers like ``model.keras``, and both like the model trained on cached features.
@@ -18,7 +21,6 @@ from mer_keras.crossval import Trainer
 from mer_keras.files import read_json, write_json
 from mer_keras.models import compose
 from mer_keras.pipeline.frame_cache import load_frame
-from mer_keras.protocols import carve_validation
 
 EXPORT = "export.json"  # written last: its presence marks a finished final model
 
@@ -34,8 +36,17 @@ def exported_model(head: keras.Model, backbone: keras.Model, size: int, name: st
     )
 
 
-def train_final(trainer: Trainer, clips, backbone, out, callbacks=()) -> dict:
-    """One model on all subjects (validation carved from them), exported to ``out/final``.
+def final_epochs(fold_results) -> dict:
+    """The final model's budget: ``{epochs, selected_in_folds}``, the median (rounded up) of the
+    epochs the folds kept (lowest validation loss; the last epoch of a fold without validation)."""
+    selected = [r.selected_epoch for r in fold_results if r.selected_epoch is not None]
+    if not selected:
+        raise ValueError("No fold trained an epoch: the final model has no epoch budget to take from them.")
+    return {"epochs": int(np.ceil(np.median(selected))), "selected_in_folds": selected}
+
+
+def train_final(trainer: Trainer, clips, backbone, out, budget: dict, callbacks=()) -> dict:
+    """One model on all subjects for ``budget["epochs"]`` (``final_epochs``), exported to ``out/final``.
 
     Without a backbone (the flow baselines) the exported model is the network itself: it takes the
     u, v, strain images of ``mer_keras.flow.flow_images`` (onset and apex frame of a clip).
@@ -44,17 +55,18 @@ def train_final(trainer: Trainer, clips, backbone, out, callbacks=()) -> dict:
     folder = Path(out) / "final"
     if (folder / EXPORT).exists():
         return read_json(folder / EXPORT)
-    train, validation = carve_validation(clips, config.protocol.validation_fraction, config.protocol.seed)
-    model, head, _, _ = trainer.train(train, validation, folder, config.protocol.seed + 1000, callbacks)
-    samples = list(validation or train)
-    reference = model(cached_inputs(trainer, samples), training=False)  # one call: frames and index together
+    seed = config.protocol.seed + 1000
+    model, head, _, _ = trainer.train(clips, None, folder, seed, callbacks, epochs=budget["epochs"])
+    reference = model(cached_inputs(trainer, clips), training=False)  # one call: frames and index together
     if backbone is None:
         exported = compose(
             head, None, trainer.cache.feature_shape, name=f"mer_{config.experiment}", check_input=True
         )
-        return save_and_export(exported, folder, cached_inputs(trainer, samples), reference)
-    exported = exported_model(head, backbone, config.data.image_size, name=f"mer_{config.experiment}")
-    return save_and_export(exported, folder, sample_inputs(trainer, samples), reference)
+        inputs = cached_inputs(trainer, clips)
+    else:
+        exported = exported_model(head, backbone, config.data.image_size, name=f"mer_{config.experiment}")
+        inputs = sample_inputs(trainer, clips)
+    return save_and_export(exported, folder, inputs, reference, {"trained_on": "all subjects", **budget})
 
 
 def _first_windows(trainer: Trainer, clips, count):
@@ -96,11 +108,12 @@ def cached_inputs(trainer: Trainer, clips, count=4):
     return features
 
 
-def save_and_export(model: keras.Model, folder, samples: np.ndarray, reference=None) -> dict:
+def save_and_export(model: keras.Model, folder, samples: np.ndarray, reference=None, training=None) -> dict:
     """``model.keras`` plus a SavedModel, and how closely the SavedModel answers like the .keras file.
 
     ``reference``: what the model trained on cached features answered for the same windows; the
-    exported model (whole backbone in front) must answer the same.
+    exported model (whole backbone in front) must answer the same. ``training``: how the model was
+    trained, recorded beside the check.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,5 +138,7 @@ def save_and_export(model: keras.Model, folder, samples: np.ndarray, reference=N
     }
     if reference is not None:
         check["trained_vs_exported"] = float(np.max(np.abs(np.asarray(reference, np.float32) - expected)))
+    if training is not None:
+        check["training"] = training
     write_json(folder / EXPORT, check)
     return check

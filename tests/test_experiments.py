@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import types
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ from tiny_runs import TINY, assert_refused_in_one_line, tiny_config, tiny_run
 
 from mer_keras.crossval import run_fold
 from mer_keras.experiment import prepare_run
+from mer_keras.final_model import final_epochs
 
 
 @pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3"])
@@ -53,6 +55,32 @@ def test_tiny_run_writes_every_result(tiny_smic, tmp_path, experiment):
     assert summary["uf1"] == pytest.approx(f1_score(y_true, y_pred, labels=classes, average="macro"))
     assert summary["uar"] == pytest.approx(recall_score(y_true, y_pred, labels=classes, average="macro"))
     assert len(predictions) == record["data"]["clips"]
+    # the final model: every subject, none held out, for the median of the epochs the folds kept
+    kept = [json.loads((out / f"fold_{k}" / "metrics.json").read_text())["selected_epoch"] for k in (0, 1)]
+    training = summary["export"]["training"]
+    assert training == {
+        "trained_on": "all subjects",
+        "epochs": int(np.ceil(np.median(kept))),
+        "selected_in_folds": kept,
+    }
+    history = pd.read_csv(out / "final" / "history.csv")
+    assert len(history) == training["epochs"]
+    assert "val_loss" not in history or history["val_loss"].isna().all()  # no validation subjects
+
+
+@pytest.mark.parametrize(
+    ("selected", "epochs"),
+    [([1, 1, 1, 1, 1], 1), ([1, 2], 2), ([3, 7, 5, 9, 4], 5), ([None, 4], 4), ([2, 3, 3, 10], 3)],
+)
+def test_the_final_model_trains_for_the_median_epoch_the_folds_kept(selected, epochs):
+    folds = [types.SimpleNamespace(selected_epoch=e) for e in selected]
+    assert final_epochs(folds) == {"epochs": epochs, "selected_in_folds": [e for e in selected if e]}
+
+
+@pytest.mark.parametrize("selected", [[], [None, None]])
+def test_no_trained_epoch_in_the_folds_gives_the_final_model_no_budget(selected):
+    with pytest.raises(ValueError, match="No fold trained an epoch"):
+        final_epochs([types.SimpleNamespace(selected_epoch=e) for e in selected])
 
 
 @pytest.mark.parametrize(
