@@ -21,6 +21,8 @@ import statistics
 import sys
 import time
 
+from benchmarks.pipeline import delivered
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CLASSES = 4  # SMIC-HS with non-micro clips
 
@@ -49,19 +51,10 @@ def device() -> str:
     )
 
 
-def pipeline_rate(dataset, batches, repeats=3) -> float:
-    """Median frames/s of iterating ``batches`` batches (frames: the first input's leading two axes)."""
-    rates = []
-    for _ in range(repeats):
-        iterator = iter(dataset.repeat())
-        next(iterator)
-        count, start = 0, time.perf_counter()
-        for _ in range(batches):
-            x, _ = next(iterator)
-            x = x[0] if isinstance(x, tuple) else x
-            count += int(x.shape[0]) * (int(x.shape[1]) if len(x.shape) == 5 else 1)
-        rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
+def frames_in(x) -> int:
+    """The frames in a batch's input: windows x N, or the distinct frames of a deduplicated batch."""
+    x = x[0] if isinstance(x, tuple) else x
+    return int(x.shape[0]) * (int(x.shape[1]) if len(x.shape) == 5 else 1)
 
 
 def _median_step(step, batches, rounds, warmup):
@@ -148,8 +141,10 @@ def run(
         batches = [(tuple(t.numpy() for t in x), y.numpy()) for x, y in dedup.take(steps)]
         entry = {
             "image_size": size,
-            "pipeline_window_frames_per_s": pipeline_rate(per_window, pipeline_batches),
-            "pipeline_distinct_frames_per_s": pipeline_rate(prefetch_to_device(dedup), pipeline_batches),
+            "pipeline_window_frames_per_s": delivered(per_window, pipeline_batches, 3, frames_in),
+            "pipeline_distinct_frames_per_s": delivered(
+                prefetch_to_device(dedup), pipeline_batches, 3, frames_in
+            ),
             "distinct_frames_per_batch": statistics.mean(len(x[0]) for x, _ in batches),
             "cache_frames": int(count),
         }

@@ -35,17 +35,18 @@ def _windows(frames, n, clip_length, rng):
     return consecutive_clips(kept, n)
 
 
-def delivered(dataset, batches, repeats):
-    """Median windows/s of iterating ``batches`` batches of ``dataset`` (a first batch untimed)."""
+def delivered(dataset, batches, repeats, count=lambda x: int(x.shape[0])):
+    """Median items/s of iterating ``batches`` batches of ``dataset`` (a first batch untimed);
+    ``count(x)``: the items in a batch's input (default: its windows)."""
     rates = []
     for _ in range(repeats):
         iterator = iter(dataset.repeat())
         next(iterator)
-        count, start = 0, time.perf_counter()
+        items, start = 0, time.perf_counter()
         for _ in range(batches):
             x, _ = next(iterator)
-            count += int(x.shape[0])
-        rates.append(count / (time.perf_counter() - start))
+            items += count(x)
+        rates.append(items / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
