@@ -183,13 +183,10 @@ class Trainer:
             )
         return model, head, history, samples
 
-    def predict(self, model, clips, fold=None) -> pd.DataFrame:
-        """One row per clip: clip, subject, true, predicted, ``p_<class>`` (mean over its windows), fold."""
-        return self.predictor(clips, fold)(model)
-
     def predictor(self, clips, fold=None):
-        """``predict(model)`` of ``clips`` (see ``predict``), their windows and pipeline made once:
-        a fold's test clips are predicted after every epoch for the oracle, then once more."""
+        """``predict(model)``: one row per clip of ``clips`` (clip, subject, true, predicted,
+        ``p_<class>`` = the mean over its windows, fold). The windows and their pipeline are made
+        once: a fold's test clips are predicted after every epoch for the oracle, then once more."""
         windows = self.windows(clips)
         data = self.dataset(windows, False)[0]
         by_key = {c.key: c for c in clips}

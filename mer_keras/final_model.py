@@ -3,6 +3,7 @@
 It trains for as many epochs as validation selected in the folds (their median, rounded up), with
 no subject held out: the folds already chose the budget on their own training subjects, so every
 subject goes into the model a user runs on new recordings.
+
 The exported model is composed from the trained head and the backbone (whose trainable suffix is
 the one just trained): the same layer objects, so nothing is copied. ``export.json`` records how
 closely the SavedModel answers like ``model.keras``, and both like the model trained on cached features.
@@ -57,12 +58,13 @@ def train_final(trainer: Trainer, clips, backbone, out, budget: dict, callbacks=
         return read_json(folder / EXPORT)
     seed = config.protocol.seed + 1000
     model, head, _, _ = trainer.train(clips, None, folder, seed, callbacks, epochs=budget["epochs"])
-    reference = model(cached_inputs(trainer, clips), training=False)  # one call: frames and index together
+    cached = cached_inputs(trainer, clips)
+    reference = model(cached, training=False)  # one call: frames and index together
     if backbone is None:
         exported = compose(
             head, None, trainer.cache.feature_shape, name=f"mer_{config.experiment}", check_input=True
         )
-        inputs = cached_inputs(trainer, clips)
+        inputs = cached
     else:
         exported = exported_model(head, backbone, config.data.image_size, name=f"mer_{config.experiment}")
         inputs = sample_inputs(trainer, clips)
